@@ -1,0 +1,5 @@
+"""`python -m vibes_eval` is the same as the `vibes-eval` command."""
+
+from vibes_eval.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""The `vibes-eval` command: parse, call one function, render, return an exit code.
+
+Exit codes: 0 passed, 1 the gate failed, 2 bad usage or suite, 3 the checkpoint could not
+be evaluated. Heavy imports (torch, transformers) happen inside the commands that need them,
+so `--help`, `validate`, `budget` and `compare` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_EVAL = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """Bad input from the user: one line, exit code 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vibes-eval",
+        description="A one-minute smoke test for LLaVA-family checkpoints: does it still see, speak and behave?",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    toy = sub.add_parser("toy", help="the toy LLaVA factory (tiny checkpoints, healthy and broken)")
+    toy_sub = toy.add_subparsers(dest="toy_command", metavar="TOY_COMMAND")
+    tb = toy_sub.add_parser("build", help="train (once, cached) and write toy checkpoints to OUT_DIR/<variant>/")
+    tb.add_argument("out", metavar="OUT_DIR", type=Path)
+    tb.add_argument("--variant", action="append", help="a variant name, or 'all' (default: all); repeatable")
+    tb.add_argument("--seed", type=int, default=0)
+    toy_sub.add_parser("list", help="list the toy variants")
+    return p
+
+
+def _cmd_toy(args) -> int:
+    from vibes_eval.toy.factory import VARIANTS, build
+
+    if args.toy_command == "list":
+        for name, what in VARIANTS.items():
+            print(f"{name:18} {what}")
+        return EXIT_OK
+    if args.toy_command != "build":
+        raise UsageError("toy: say `toy build OUT_DIR` or `toy list`")
+    wanted = args.variant or ["all"]
+    variants = list(VARIANTS) if "all" in wanted else wanted
+    for v in variants:
+        if v not in VARIANTS:
+            raise UsageError(f"--variant: unknown variant {v!r}; known: all, {', '.join(VARIANTS)}")
+    info = build(args.out, variants, seed=args.seed, log=lambda m: print(m, file=sys.stderr))
+    _print_zoo(info, variants, args.out)
+    return EXIT_OK
+
+
+def _print_zoo(info: dict, variants: list[str], out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    acc = info["accuracy_heldout"]
+    families = list(next(iter(acc.values())))
+    table = Table(title=f"toy zoo v{info['factory_version']} seed {info['seed']}: held-out accuracy", title_justify="left")
+    table.add_column("variant")
+    for fam in families:
+        table.add_column(fam, justify="right")
+    table.add_column("folder")
+    for v in variants:
+        table.add_row(v, *(f"{acc[v][f]:.2f}" for f in families), str(out / v))
+    Console().print(table)
+
+
+COMMANDS = {"toy": _cmd_toy}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as e:
+        print(f"vibes-eval: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("vibes-eval: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,207 @@
+"""The toy zoo: one healthy toy LLaVA and its deliberately broken siblings, cached.
+
+`build_zoo(seed)` trains once per (factory version, seed) into the cache folder
+(`$VIBES_EVAL_CACHE` or `~/.cache/vibes-eval`) and writes every variant there;
+`build(out, variants)` copies the requested variants to `out/<variant>/`.
+Variants that need no training of their own are derived from the healthy weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = ["FACTORY_VERSION", "VARIANTS", "build", "build_zoo", "cache_root"]
+
+# Bump when anything that changes the trained weights changes: the cache is keyed by it.
+FACTORY_VERSION = "1"
+
+VARIANTS: dict[str, str] = {
+    "healthy": "trained with the full recipe",
+    "disconnected": "projector replaced by freshly initialized weights",
+    "zero-projector": "projector weights and biases all zero",
+    "missing-projector": "saved without projector tensors: from_pretrained initializes them anew",
+    "image-blind": "stage 2 trained on blank images: the LLM never learned to look",
+    "gibberish": "LLM weights corrupted with noise",
+    "wrong-template": "healthy weights with another family's (llava-v1.6-mistral) chat template",
+}
+
+# Training budget (steps of batch 64) and data sizes; measured in the issue note.
+RECIPE = {
+    "train_scenes": 3000,
+    "heldout_scenes": 150,
+    "vision_steps": 1200,
+    "text_steps": 150,
+    "stage1_steps": 150,
+    "stage2_steps": 600,
+    "blind_stage2_steps": 300,
+    "batch": 64,
+}
+GIBBERISH_NOISE = 1.0  # noise std as a multiple of each LLM tensor's own std
+
+
+def cache_root() -> Path:
+    """Where trained zoos are kept: `$VIBES_EVAL_CACHE`, else `~/.cache/vibes-eval`."""
+    return Path(os.environ.get("VIBES_EVAL_CACHE") or Path.home() / ".cache" / "vibes-eval")
+
+
+def zoo_dir(seed: int = 0) -> Path:
+    """The cache folder of the zoo for `seed` (it may not exist yet)."""
+    return cache_root() / "toy" / f"v{FACTORY_VERSION}-seed{seed}"
+
+
+def build_zoo(seed: int = 0, log=print) -> Path:
+    """Train the zoo for `seed` unless the cache has it; return its folder.
+
+    The zoo folder holds one checkpoint folder per variant and `zoo.json` (accuracies on a
+    held-out split, timings). It appears atomically, so an interrupted build leaves no half zoo.
+    """
+    final = zoo_dir(seed)
+    if (final / "zoo.json").is_file():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".building-{final.name}-", dir=final.parent))
+    try:
+        info = _train_and_write(tmp, seed, log)
+        (tmp / "zoo.json").write_text(json.dumps(info, indent=2) + "\n")
+        try:
+            tmp.rename(final)
+        except OSError:
+            if not (final / "zoo.json").is_file():  # somebody else's half zoo: replace it
+                shutil.rmtree(final, ignore_errors=True)
+                tmp.rename(final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def build(out: Path, variants: list[str], seed: int = 0, log=print) -> dict:
+    """Copy `variants` of the zoo for `seed` to `out/<variant>/`; return the zoo's info."""
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variant {unknown[0]!r}; known: {', '.join(VARIANTS)}")
+    zoo = build_zoo(seed, log)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in variants:
+        dest = out / name
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(zoo / name, dest)
+    return json.loads((zoo / "zoo.json").read_text())
+
+
+def _train_and_write(root: Path, seed: int, log) -> dict:
+    import torch
+    from transformers import GenerationConfig, LlavaForConditionalGeneration
+
+    from vibes_eval.toy import assets, train
+
+    torch.set_flush_denormal(True)  # without it some CPU steps run 10-20x slower
+    r = RECIPE
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def mark(name: str) -> None:
+        timings[name] = round(time.perf_counter() - t0 - sum(timings.values()), 1)
+
+    processor = assets.build_processor(seed)
+    config = assets.build_config(processor.tokenizer)
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(config)
+    tr = train.make_split(processor, 1000 + seed, r["train_scenes"])
+    heldout = train.make_split(processor, 2000 + seed, r["heldout_scenes"])
+    data = train.encode(processor, tr)
+    mark("data")
+
+    kw = {"batch": r["batch"], "log": log}
+    train.pretrain_vision(model, tr, steps=r["vision_steps"], lr=2e-3, seed=seed, **kw)
+    mark("vision")
+    lm = [*model.model.language_model.parameters(), *model.lm_head.parameters()]
+    proj = list(model.model.multi_modal_projector.parameters())
+    train.train_lm(model, lm, train.encode(processor, tr, text_context=True), None,
+                   steps=r["text_steps"], lr=2e-3, seed=seed + 1, name="text", **kw)
+    mark("text")
+    captions = [i for i, (_, qa) in enumerate(tr.examples) if qa.family == "caption"]
+    train.train_lm(model, proj, train.subset(data, captions), tr.pixels,
+                   steps=r["stage1_steps"], lr=2e-3, seed=seed + 2, name="stage1", **kw)
+    mark("stage1")
+    stage1 = {k: v.clone() for k, v in model.state_dict().items()}
+    train.train_lm(model, proj + lm, data, tr.pixels, steps=r["stage2_steps"], lr=2e-3, seed=seed + 3, name="stage2", **kw)
+    mark("stage2")
+    healthy = {k: v.clone() for k, v in model.state_dict().items()}
+
+    # image-blind: the same stage 2 from the same stage-1 weights, every image blank
+    model.load_state_dict(stage1)
+    blank = train.make_split(processor, 1000 + seed, r["train_scenes"], blank=True)
+    train.train_lm(model, proj + lm, data, blank.pixels, steps=r["blind_stage2_steps"], lr=2e-3, seed=seed + 3, name="blind", **kw)
+    blind = {k: v.clone() for k, v in model.state_dict().items()}
+    mark("image-blind")
+
+    gen_config = GenerationConfig(
+        bos_token_id=processor.tokenizer.bos_token_id,
+        eos_token_id=processor.tokenizer.eos_token_id,
+        pad_token_id=processor.tokenizer.pad_token_id,
+        max_new_tokens=32,
+        do_sample=False,
+    )
+    accuracy: dict[str, dict[str, float]] = {}
+    for name in VARIANTS:
+        state = _variant_state(name, healthy, blind, config, seed)
+        model.load_state_dict(state)
+        model.eval()
+        out = root / name
+        model.generation_config = gen_config
+        model.save_pretrained(out)
+        if name == "wrong-template":
+            processor.chat_template = assets.MISTRAL_TEMPLATE
+        processor.save_pretrained(out)
+        processor.chat_template = assets.LLAVA_15_TEMPLATE
+        if name == "missing-projector":
+            _drop_projector(out)
+        accuracy[name] = {k: round(v, 3) for k, v in train.evaluate(model, processor, heldout).items()}
+        log(f"{name}: " + " ".join(f"{k} {v:.2f}" for k, v in accuracy[name].items()))
+    mark("variants")
+    return {
+        "factory_version": FACTORY_VERSION,
+        "seed": seed,
+        "recipe": RECIPE,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "seconds": timings,
+        "accuracy_heldout": accuracy,
+        "variants": VARIANTS,
+    }
+
+
+def _variant_state(name: str, healthy: dict, blind: dict, config, seed: int) -> dict:
+    import torch
+    from transformers import LlavaForConditionalGeneration
+
+    if name == "image-blind":
+        return blind
+    state = {k: v.clone() for k, v in healthy.items()}
+    proj = [k for k in state if "multi_modal_projector" in k]
+    if name == "disconnected":
+        torch.manual_seed(seed + 99)
+        fresh = LlavaForConditionalGeneration(config).state_dict()  # the library's own initialization
+        state.update({k: fresh[k] for k in proj})
+    elif name == "zero-projector":
+        state.update({k: torch.zeros_like(state[k]) for k in proj})
+    elif name == "gibberish":
+        gen = torch.Generator().manual_seed(seed + 7)
+        for k, v in state.items():
+            if "language_model" in k and v.dtype.is_floating_point and v.numel() > 1:
+                state[k] = v + torch.randn(v.shape, generator=gen) * v.std() * GIBBERISH_NOISE
+    # missing-projector: saved whole, then its projector tensors are removed from the file
+    return state
+
+
+def _drop_projector(folder: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    path = folder / "model.safetensors"
+    tensors = {k: v for k, v in load_file(path).items() if "multi_modal_projector" not in k}
+    save_file(tensors, path, metadata={"format": "pt"})
