@@ -3,4 +3,4 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$ROOT"
-exec vibes-eval toy build reports/zoo --variant all "$@"
+exec vibes-eval demo "$@"

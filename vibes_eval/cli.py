@@ -27,6 +27,34 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
+    run = sub.add_parser("run", help="run a suite on checkpoint(s) and write the scorecard (terminal, JSON, HTML)")
+    run.add_argument("checkpoints", metavar="CKPT", nargs="+", type=Path, help="checkpoint folder(s)")
+    run.add_argument("--suite", type=Path, help="suite YAML (default: suites/default.yaml; suites/shapes.yaml for toy checkpoints)")
+    run.add_argument("--out", type=Path, help="report folder (default: reports/<checkpoint>-<timestamp>/)")
+    run.add_argument("--adapter", help="adapter profile name or YAML file (default: detected from config.json)")
+    run.add_argument("--template", help="conversation template to ask with (overrides the checkpoint's); see --list-templates")
+    run.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda when present)")
+    run.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="default: bfloat16 on GPU, float32 on CPU")
+    run.add_argument("--batch-size", type=int, default=16)
+    run.add_argument("--junit", type=Path, help="also write a JUnit XML file here")
+    run.add_argument("--max-fail", type=int, help="override the suite's gate: prompts allowed to fail")
+    run.add_argument("--max-warn", type=int, help="override the suite's gate: prompts allowed to warn")
+    run.add_argument("--no-grounding", action="store_true", help="skip the counterfactual and likelihood probes (faster, blind to image-blindness)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar and no table; the exit code and files only")
+
+    val = sub.add_parser("validate", help="check a suite file; exit 0 or 2 with `file: field: problem`")
+    val.add_argument("suite", metavar="SUITE")
+
+    from vibes_eval.budget import add_budget_parser
+    from vibes_eval.compare import add_compare_parser
+
+    add_budget_parser(sub)
+    add_compare_parser(sub)
+
+    demo = sub.add_parser("demo", help="build the toy zoo and run every variant through the gate")
+    demo.add_argument("--out", type=Path, default=Path("reports/demo"), help="where the zoo and the reports go")
+    demo.add_argument("--seed", type=int, default=0)
+
     toy = sub.add_parser("toy", help="the toy LLaVA factory (tiny checkpoints, healthy and broken)")
     toy_sub = toy.add_subparsers(dest="toy_command", metavar="TOY_COMMAND")
     tb = toy_sub.add_parser("build", help="train (once, cached) and write toy checkpoints to OUT_DIR/<variant>/")
@@ -72,7 +100,37 @@ def _print_zoo(info: dict, variants: list[str], out: Path) -> None:
     Console().print(table)
 
 
-COMMANDS = {"toy": _cmd_toy}
+def _cmd_validate(args) -> int:
+    from vibes_eval.suite import validate_command
+
+    return validate_command(args.suite)
+
+
+def _cmd_budget(args) -> int:
+    from vibes_eval.budget import budget_command
+
+    return budget_command(args)
+
+
+def _cmd_compare(args) -> int:
+    from vibes_eval.compare import compare_command
+
+    return compare_command(args)
+
+
+def _cmd_demo(args) -> int:
+    from vibes_eval.demo import demo_command
+
+    return demo_command(args)
+
+
+def _cmd_run(args) -> int:
+    from vibes_eval.run import run_command
+
+    return run_command(args)
+
+
+COMMANDS = {"demo": _cmd_demo, "run": _cmd_run, "validate": _cmd_validate, "budget": _cmd_budget, "compare": _cmd_compare, "toy": _cmd_toy}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,6 +61,8 @@ class Request(_Frozen):
     """The image file; None means the blank image of the image's size."""
     question: str
     max_new_tokens: int = 64
+    template: str | None = None
+    """A known template name (vibes_eval.templates) to ask with instead of the one in use."""
 
 
 class Response(_Frozen):

@@ -88,16 +88,23 @@ class QA:
 
 
 def sample_scene(rng: random.Random) -> Scene:
-    """Draw a random scene: one or two shapes, colours and kinds independent."""
+    """Draw a random scene: one or two shapes of one colour, kinds independent.
+
+    The two shapes of a scene share their colour: binding a colour to one of two shapes
+    ("what color is the circle?" beside a square of another colour) trained to anywhere
+    between 0.64 and 0.98 accuracy from run to run at this scale and budget, which makes a
+    flaky healthy baseline. Kind-by-side binding trains reliably (0.92-0.94), so it stays.
+    """
     count = rng.choice((1, 2))
     sides = list(SIDES) if count == 2 else [rng.choice(SIDES)]
+    color = rng.choice(list(COLORS))
     shapes = []
     for side in sides:
         cx = rng.randint(13, 21) if side == "left" else rng.randint(43, 51)
         shapes.append(
             Shape(
                 kind=rng.choice(KINDS),
-                color=rng.choice(list(COLORS)),
+                color=color,
                 side=side,
                 cx=cx,
                 cy=rng.randint(16, 48),
@@ -144,41 +151,38 @@ def blank_image(size: int = IMAGE_SIZE) -> Image.Image:
 
 
 def qa_pairs(scene: Scene, rng: random.Random) -> list[QA]:
-    """Every question family asked about `scene`, one phrasing each, answers exact.
+    """Every question family asked about `scene`, answers exact.
 
-    Families: caption, color, shape, count, position, yesno, reasoning, refusal.
+    Families: caption, color, shape, count, position, yesno, reasoning, refusal. Colour, shape
+    and position are asked about every shape of the scene (by kind when the kind is unique,
+    and by side): binding a colour to a shape is what a tiny LLM learns last.
     """
     shapes = scene.shapes
     n = len(shapes)
-    out = [QA("caption", rng.choice(("Describe the image.", "What is in this picture?")), scene.caption())]
     kinds = [s.kind for s in shapes]
-    target = rng.choice(shapes)
-    if kinds.count(target.kind) == 1:
-        out.append(QA("color", f"What color is the {target.kind}?", target.color))
-    else:
-        out.append(QA("color", f"What color is the shape on the {target.side}?", target.color))
+    out = [QA("caption", rng.choice(("Describe the image.", "What is in this picture?")), scene.caption())]
+    for s in shapes:
+        if kinds.count(s.kind) == 1:
+            out.append(QA("color", f"What color is the {s.kind}?", s.color))
+        if n == 2 or rng.random() < 0.5:
+            out.append(QA("color", f"What color is the shape on the {s.side}?", s.color))
+        out.append(QA("shape", f"What shape is on the {s.side}?", s.kind))
+        out.append(QA("position", f"Where is the {s.color} {s.kind}?", s.side))
     if n == 1:
-        out.append(QA("shape", rng.choice(("What shape is in the image?", f"What shape is on the {target.side}?")), target.kind))
-    else:
-        out.append(QA("shape", f"What shape is on the {target.side}?", target.kind))
+        out.append(QA("shape", "What shape is in the image?", shapes[0].kind))
     out.append(QA("count", rng.choice(("How many shapes are there?", "How many shapes are in the image?")), NUMBERS[n]))
-    out.append(QA("position", f"Where is the {target.color} {target.kind}?", target.side))
-    # yes/no: half the time the asked shape exists, otherwise one attribute is changed
-    if rng.random() < 0.5:
-        asked, answer = (target.color, target.kind), "yes"
+    target = rng.choice(shapes)
+    out.append(QA("yesno", f"Is there a {target.color} {target.kind}?", "yes"))
+    while True:  # a "no": one attribute changed, so no shape of the scene matches
+        asked = (rng.choice(list(COLORS)), rng.choice(KINDS))
+        if all((s.color, s.kind) != asked for s in shapes):
+            break
+    out.append(QA("yesno", f"Is there a {asked[0]} {asked[1]}?", "no"))
+    out.append(QA("reasoning", "If one more shape were added, how many shapes would there be?", NUMBERS[n + 1]))
+    if n == 1:
+        out.append(QA("reasoning", "Are the two shapes the same kind?", "there is only one shape"))
     else:
-        while True:
-            asked = (rng.choice(list(COLORS)), rng.choice(KINDS))
-            if all((s.color, s.kind) != asked for s in shapes):
-                break
-        answer = "no"
-    out.append(QA("yesno", f"Is there a {asked[0]} {asked[1]}?", answer))
-    if rng.random() < 0.5:
-        out.append(QA("reasoning", "If one more shape were added, how many shapes would there be?", NUMBERS[n + 1]))
-    elif n == 1:
-        out.append(QA("reasoning", "Are the two shapes the same color?", "there is only one shape"))
-    else:
-        same = "yes" if shapes[0].color == shapes[1].color else "no"
-        out.append(QA("reasoning", "Are the two shapes the same color?", same))
+        same = "yes" if shapes[0].kind == shapes[1].kind else "no"
+        out.append(QA("reasoning", "Are the two shapes the same kind?", same))
     out.append(QA("refusal", rng.choice(REFUSAL_QUESTIONS), REFUSAL))
     return out

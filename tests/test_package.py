@@ -1,0 +1,39 @@
+"""The package's public surface and start-up cost."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from pathlib import Path
+
+import vibes_eval
+
+SHAPES = str(Path(__file__).resolve().parents[1] / "suites" / "shapes.yaml")
+
+
+def test_all_is_sorted_and_real():
+    assert vibes_eval.__all__ == sorted(vibes_eval.__all__)
+    for name in vibes_eval.__all__:
+        assert hasattr(vibes_eval, name), name
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", code + "; import sys; print(' '.join(sys.modules))"],
+                         capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def test_help_imports_no_torch():
+    mods = _modules_after("from vibes_eval.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass")
+    assert "torch" not in mods and "transformers" not in mods
+
+
+def test_validate_imports_no_torch():
+    mods = _modules_after("from vibes_eval.cli import main; main(['validate', %r])" % SHAPES)
+    assert "torch" not in mods and "transformers" not in mods
+
+
+def test_python_m_runs_the_cli():
+    out = subprocess.run([sys.executable, "-m", "vibes_eval", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "vibes-eval" in out.stdout

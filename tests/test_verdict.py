@@ -1,0 +1,69 @@
+"""The verdict: diagnoses from signals, the gate's exit code."""
+
+from __future__ import annotations
+
+from vibes_eval.records import PromptResult, Signal, Status
+from vibes_eval.suite import Gate
+from vibes_eval.verdict import judge
+
+
+def _prompt(pid, status=Status.PASS, category="vqa", signals=(), answer="red"):
+    return PromptResult(id=pid, category=category, question="q", image="i.png", image_path="/i.png",
+                        answer=answer, status=status, signals=list(signals))
+
+
+def _sig(probe, status):
+    return Signal(probe=probe, status=status, reason=f"{probe} {status.value}")
+
+
+def test_all_passing_is_exit_0_without_diagnoses():
+    v = judge([_prompt("a"), _prompt("b")], [_sig("image_gain", Status.PASS)], {}, Gate())
+    assert v.exit_code == 0 and v.diagnoses == [] and v.status == Status.PASS
+
+
+def test_grounding_failure_with_a_bad_projector_is_disconnected():
+    sigs = [_sig("image_gain", Status.FAIL), _sig("cross_match", Status.FAIL), _sig("projector_weights", Status.FAIL)]
+    v = judge([_prompt("a")], sigs, {}, Gate())
+    assert v.diagnoses == ["projector_disconnected"] and v.exit_code == 1
+
+
+def test_grounding_failure_with_a_fine_projector_is_image_blind():
+    sigs = [_sig("image_gain", Status.FAIL), _sig("counterfactual", Status.FAIL), _sig("projector_weights", Status.PASS)]
+    assert judge([_prompt("a")], sigs, {}, Gate()).diagnoses == ["image_blind"]
+
+
+def test_one_grounding_signal_alone_does_not_diagnose():
+    assert judge([_prompt("a")], [_sig("cross_match", Status.FAIL)], {}, Gate()).diagnoses == []
+
+
+def test_gibberish_is_not_also_called_image_blind():
+    garbled = [_prompt(p, Status.FAIL, signals=[_sig("nonwords", Status.FAIL)], answer="xq zv") for p in "abc"]
+    sigs = [_sig("image_gain", Status.FAIL), _sig("cross_match", Status.FAIL)]
+    assert judge(garbled, sigs, {}, Gate()).diagnoses == ["gibberish"]
+
+
+def test_answered_refusal_is_refusal_missing():
+    p = _prompt("r", Status.FAIL, category="refusal", signals=[_sig("expect", Status.FAIL)], answer="He lives at 5 Main St.")
+    v = judge([p], [], {}, Gate())
+    assert v.diagnoses == ["refusal_missing"] and v.exit_code == 1
+
+
+def test_gate_counts_and_overrides():
+    prompts = [_prompt("a", Status.FAIL, signals=[_sig("expect", Status.FAIL)]), _prompt("b")]
+    assert judge(prompts, [], {}, Gate()).exit_code == 1
+    assert judge(prompts, [], {}, Gate(max_fail=1)).exit_code == 0
+    warned = [_prompt("a", Status.WARN), _prompt("b", Status.WARN)]
+    assert judge(warned, [], {}, Gate(max_warn=1)).exit_code == 1
+
+
+def test_a_diagnosis_outside_fail_on_does_not_fail_the_gate():
+    sigs = [_sig("image_gain", Status.FAIL), _sig("counterfactual", Status.FAIL)]
+    v = judge([_prompt("a")], sigs, {}, Gate(fail_on=["gibberish"]))
+    assert v.diagnoses == ["image_blind"] and v.exit_code == 0
+
+
+def test_a_crashed_prompt_is_exit_3():
+    p = PromptResult(id="a", category="vqa", question="q", image="i", image_path="/i", answer=None,
+                     status=Status.ERROR, error="RuntimeError: Image features and image tokens do not match: tokens: 575, features 576")
+    v = judge([p], [], {}, Gate())
+    assert v.exit_code == 3 and "image_token_mismatch" in v.diagnoses

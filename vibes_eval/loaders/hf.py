@@ -1,0 +1,322 @@
+"""The transformers loader: llava, llava_next and llava_onevision checkpoints, offline.
+
+Loads AutoProcessor + the class named in `architectures` from a local folder
+(local_files_only, trust_remote_code off) and serves the Adapter interface:
+`generate(requests)` (batched greedy, left padding), `score(requests, targets)`
+(teacher-forced mean log-likelihood per target token, batched, right padding) and
+`describe()` (the fingerprint).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from vibes_eval.loaders.detect import CheckpointError, Profile, read_config
+from vibes_eval.records import Request, Response
+from vibes_eval.templates import render_template
+
+__all__ = ["HFAdapter", "load_image"]
+
+HASH_FULL_LIMIT = 4 << 30  # weight files above this total are hashed by samples (size + head + tail)
+_WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
+
+
+def load_image(path: Path, variant: str = "real"):
+    """Open `path` as RGB; for the blank variant, a mean-grey image of the same size."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+    if variant == "blank":
+        # (122, 116, 104): the CLIP mean colour that LLaVA pads with; normalises to zero
+        return Image.new("RGB", im.size, (122, 116, 104))
+    return im
+
+
+def _weight_files(ckpt: Path) -> list[Path]:
+    return sorted(p for pat in _WEIGHTS for p in ckpt.glob(pat))
+
+
+def _check_weights(ckpt: Path) -> None:
+    """Open every weight file's header so a truncated or corrupt file is named, not a traceback."""
+    from safetensors import safe_open
+
+    files = _weight_files(ckpt)
+    if not files:
+        raise CheckpointError(f"{ckpt}: no weight files (*.safetensors, *.bin) in the folder")
+    for f in files:
+        if f.suffix != ".safetensors":
+            continue
+        try:
+            with safe_open(str(f), framework="pt") as h:
+                keys = list(h.keys())
+                if keys:
+                    h.get_slice(keys[-1])
+        except Exception as e:  # safetensors raises its own error types for every malformed header
+            raise CheckpointError(f"{f}: cannot read weights: {str(e).splitlines()[0]}") from None
+        size = f.stat().st_size
+        if size < 8:
+            raise CheckpointError(f"{f}: cannot read weights: file is {size} bytes")
+
+
+def _hash_weights(ckpt: Path) -> dict[str, str]:
+    files = _weight_files(ckpt)
+    total = sum(f.stat().st_size for f in files)
+    out = {}
+    for f in files:
+        h = hashlib.sha256()
+        with f.open("rb") as fh:
+            if total <= HASH_FULL_LIMIT:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+                out[f.name] = "sha256:" + h.hexdigest()
+            else:
+                size = f.stat().st_size
+                h.update(str(size).encode())
+                h.update(fh.read(16 << 20))
+                fh.seek(max(0, size - (16 << 20)))
+                h.update(fh.read())
+                out[f.name] = "sampled-sha256:" + h.hexdigest()
+    return out
+
+
+class HFAdapter:
+    """A transformers-native LLaVA-family checkpoint behind the Adapter interface."""
+
+    def __init__(
+        self,
+        ckpt: Path,
+        profile: Profile,
+        *,
+        device: str | None = None,
+        dtype: str | None = None,
+        template: str | None = None,
+        batch_size: int = 16,
+    ):
+        import torch
+        import transformers
+
+        self.ckpt = Path(ckpt)
+        self.profile = profile
+        self.batch_size = batch_size
+        cfg = read_config(self.ckpt)
+        arch = (cfg.get("architectures") or ["?"])[0]
+        cls = getattr(transformers, arch, None)
+        if cls is None:
+            raise CheckpointError(f"{self.ckpt / 'config.json'}: architectures: {arch} is unknown to transformers {transformers.__version__}")
+        _check_weights(self.ckpt)
+
+        if device in (None, "auto"):
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        want = dtype or profile.dtype
+        if want in (None, "auto"):
+            want = "bfloat16" if device.startswith("cuda") else "float32"
+        self.device, self.dtype = device, want
+        kwargs = {"local_files_only": True, "trust_remote_code": False, "dtype": getattr(torch, want)}
+        if device == "cuda" and torch.cuda.device_count() > 1:
+            kwargs["device_map"] = "auto"  # several GPUs: accelerate spreads the layers
+        # missing keys come from output_loading_info; the library's own warnings and progress bars
+        # (e.g. "requires torchvision ... falling back to PIL") would only clutter the scorecard's terminal
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        try:
+            self.processor = transformers.AutoProcessor.from_pretrained(self.ckpt, local_files_only=True, trust_remote_code=False)
+            self.model, info = cls.from_pretrained(self.ckpt, output_loading_info=True, **kwargs)
+        except CheckpointError:
+            raise
+        except (OSError, ValueError, RuntimeError, KeyError) as e:
+            raise CheckpointError(f"{self.ckpt}: cannot load: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        if "device_map" not in kwargs:
+            self.model.to(device)
+        self.model.eval()
+        self.loading_info = {k: sorted(v) if isinstance(v, (set, list)) else v for k, v in (info or {}).items() if k != "error_msgs"}
+        tok = self.processor.tokenizer
+        tok.padding_side = "left"
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        self.template_source = "checkpoint chat template"
+        if template:
+            self.template_name = template
+            self.template_source = "--template"
+        elif getattr(self.processor, "chat_template", None):
+            self.template_name = None
+        else:
+            self.template_name = profile.template
+            self.template_source = f"profile {profile.name} fallback (the checkpoint ships no chat template)"
+
+    # -- prompts --------------------------------------------------------------------------
+    def render_prompt(self, question: str, template: str | None = None) -> str:
+        """The full prompt text for one image + `question`, as the model will see it (or under `template`)."""
+        if template or self.template_name:
+            return render_template(template or self.template_name, question)
+        msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+        return self.processor.apply_chat_template(msgs, add_generation_prompt=True)
+
+    def _inputs(self, prompts: list[str], images: list, padding_side: str = "left"):
+        tok = self.processor.tokenizer
+        tok.padding_side = padding_side
+        try:
+            enc = self.processor(text=prompts, images=images, return_tensors="pt", padding=True)
+        finally:
+            tok.padding_side = "left"
+        return enc.to(self.model.device)
+
+    # -- the Adapter interface ------------------------------------------------------------
+    def generate(self, requests: list[Request]) -> list[Response]:
+        """Greedy answers to `requests`, batched by max_new_tokens; a crash becomes error Responses."""
+        import torch
+
+        out: dict[int, Response] = {}
+        tok = self.processor.tokenizer
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos if eos is not None else tok.eos_token_id])
+        order = sorted(range(len(requests)), key=lambda i: requests[i].max_new_tokens)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            batch = [requests[i] for i in idx]
+            limit = max(r.max_new_tokens for r in batch)
+            try:
+                images = [load_image(r.image, r.variant) for r in batch]
+                enc = self._inputs([self.render_prompt(r.question, r.template) for r in batch], images)
+                with torch.inference_mode():
+                    gen = self.model.generate(**enc, max_new_tokens=limit, do_sample=False, pad_token_id=tok.pad_token_id)
+                new = gen[:, enc["input_ids"].shape[1] :].tolist()
+            except Exception as e:  # the model crashed: every prompt of the batch is an error, not an empty answer
+                msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                for i, r in zip(idx, batch):
+                    out[i] = Response(prompt_id=r.prompt_id, variant=r.variant, finish="error", error=msg)
+                continue
+            for i, r, ids in zip(idx, batch, new):
+                cut = next((k for k, t in enumerate(ids) if t in eos_ids), None)
+                n = len(ids) if cut is None else cut
+                ids = ids[: min(n, r.max_new_tokens)]
+                text = tok.decode(ids, skip_special_tokens=True).strip()
+                finish = "eos" if cut is not None and cut <= r.max_new_tokens else "length"
+                out[i] = Response(prompt_id=r.prompt_id, variant=r.variant, text=text, new_tokens=len(ids), finish=finish)
+        return [out[i] for i in range(len(requests))]
+
+    def score(self, requests: list[Request], targets: list[str]) -> list[float | None]:
+        """Mean log-likelihood per token of each target given its request (teacher-forced, no sampling).
+
+        The target is scored as the assistant's answer followed by the end-of-sequence token.
+        None where the target adds no token. A failing forward pass raises: the runner reports it.
+        """
+        import torch
+
+        tok = self.processor.tokenizer
+        out: list[float | None] = [None] * len(requests)
+        for start in range(0, len(requests), self.batch_size):
+            idx = list(range(start, min(start + self.batch_size, len(requests))))
+            images = [load_image(requests[i].image, requests[i].variant) for i in idx]
+            prompts = [self.render_prompt(requests[i].question, requests[i].template) for i in idx]
+            fulls = [p + " " + targets[i].strip() + (tok.eos_token or "") for p, i in zip(prompts, idx)]
+            p_len = self._inputs(prompts, images, "right")["attention_mask"].sum(1)
+            enc = self._inputs(fulls, images, "right")
+            with torch.inference_mode():
+                logits = self.model(**enc).logits.float()
+            logp = torch.log_softmax(logits[:, :-1], dim=-1)
+            ids = enc["input_ids"][:, 1:]
+            tok_lp = logp.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+            f_len = enc["attention_mask"].sum(1)
+            for row, i in enumerate(idx):
+                a, b = int(p_len[row]) - 1, int(f_len[row]) - 1
+                out[i] = float(tok_lp[row, a:b].mean()) if b > a else None
+        return out
+
+    def describe(self, sample_images: list[Path] | None = None) -> dict:
+        """The fingerprint: what was loaded and how (see DESIGN.md, 'fingerprint')."""
+        import torch
+        import transformers
+
+        m = self.model
+        cfg = m.config
+        groups = {"vision_tower": 0, "projector": 0, "llm": 0}
+        for name, p in m.named_parameters():
+            key = "vision_tower" if "vision_tower" in name else "projector" if "multi_modal_projector" in name else "llm"
+            groups[key] += p.numel()
+        fp = {
+            "architecture": (cfg.architectures or [type(m).__name__])[0],
+            "model_type": cfg.model_type,
+            "loader": "hf",
+            "profile": self.profile.name,
+            "template": self.template_name or "checkpoint chat template",
+            "template_source": self.template_source,
+            "dtype": self.dtype,
+            "device": str(m.device),
+            "parameters": groups,
+            "vision_feature_layer": getattr(cfg, "vision_feature_layer", None),
+            "vision_feature_select_strategy": getattr(cfg, "vision_feature_select_strategy", None),
+            "missing_keys": self.loading_info.get("missing_keys", []),
+            "unexpected_keys": self.loading_info.get("unexpected_keys", []),
+            "weights": _hash_weights(self.ckpt),
+            "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        }
+        fp["projector"] = self._projector_stats(sample_images or [])
+        from vibes_eval.budget import BudgetError, budget_for_checkpoint
+
+        try:  # the same arithmetic as `vibes-eval budget CKPT`
+            fp["visual_token_budget"] = budget_for_checkpoint(self.ckpt).describe()
+        except BudgetError as e:
+            fp["visual_token_budget"] = f"unknown: {e}"
+        if sample_images:
+            fp["rendered_prompt"] = self.render_prompt("{question}")
+            try:
+                enc = self._inputs([self.render_prompt("?")], [load_image(sample_images[0])])
+                image_id = getattr(cfg, "image_token_id", None) or getattr(cfg, "image_token_index", None)
+                fp["visual_tokens"] = int((enc["input_ids"] == image_id).sum())
+            except Exception as e:  # noqa: BLE001 - the count is evidence; its failure is reported, not fatal
+                fp["visual_tokens"] = f"error: {type(e).__name__}: {e}"
+        return fp
+
+
+    def _projector(self):
+        m = self.model
+        return getattr(getattr(m, "model", m), "multi_modal_projector", None)
+
+    def _projector_stats(self, images: list[Path]) -> dict:
+        """Projector weights (zero? finite? missing?) and what it makes of a few real images."""
+        import torch
+
+        proj = self._projector()
+        if proj is None:
+            return {"found": False}
+        params = dict(proj.named_parameters())
+        flat = torch.cat([p.detach().float().flatten().cpu() for p in params.values()])
+        stats = {
+            "found": True,
+            "tensors": len(params),
+            "parameters": int(flat.numel()),
+            "all_zero": bool((flat == 0).all()),
+            "nonfinite": int((~torch.isfinite(flat)).sum()),
+            "weight_rms": round(float(flat.pow(2).mean().sqrt()), 5),
+            "missing": [k for k in self.loading_info.get("missing_keys", []) if "projector" in k],
+        }
+        emb = self.model.get_input_embeddings().weight.detach().float()
+        stats["text_embedding_norm"] = round(float(emb.norm(dim=-1).mean()), 4)
+        if len(images) < 2:
+            return stats
+        captured = []
+        hook = proj.register_forward_hook(lambda mod, inp, out: captured.append(out.detach().float()))
+        try:
+            imgs = [load_image(p) for p in images[:4]]
+            enc = self._inputs([self.render_prompt("?")] * len(imgs), imgs)
+            with torch.inference_mode():
+                self.model(**enc)
+        except Exception as e:  # noqa: BLE001 - evidence only; the failure is recorded in the fingerprint
+            stats["visual_tokens_error"] = f"{type(e).__name__}: {e}"[:300]
+            return stats
+        finally:
+            hook.remove()
+        feats = torch.cat([c.reshape(-1, c.shape[-1]) for c in captured]) if captured else None
+        if feats is None or feats.numel() == 0:
+            return stats
+        per_image = feats.reshape(len(imgs), -1, feats.shape[-1]) if feats.shape[0] % len(imgs) == 0 else None
+        stats["visual_token_norm"] = round(float(feats.norm(dim=-1).mean()), 4)
+        stats["norm_ratio"] = round(stats["visual_token_norm"] / max(stats["text_embedding_norm"], 1e-12), 4)
+        if per_image is not None:
+            pooled = per_image.flatten(1)
+            pooled = pooled - pooled.mean(0, keepdim=True)  # what differs between images
+            spread = float(pooled.norm(dim=-1).mean()) / max(float(per_image.flatten(1).norm(dim=-1).mean()), 1e-12)
+            stats["between_image_spread"] = round(spread, 5)
+        return stats

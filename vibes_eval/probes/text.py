@@ -1,0 +1,434 @@
+"""Text probes: read one answer and say whether it looks like a healthy model's text.
+
+Every probe here is a pure function `(response, question, max_new_tokens) -> Signal`, so the
+runner can loop over `TEXT_PROBES` without knowing any of them. They catch the symptoms that
+need no image at all (DESIGN.md section 4): empty answers, decoding loops, answers that run to
+max_new_tokens, gibberish, chat-template role tags in the answer, and the question echoed back.
+
+A crashed generation (`finish == "error"`) is reported once, as an ERROR from `empty`; the
+other probes return SKIP for it, since there is no answer to read.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Callable, Mapping
+from difflib import SequenceMatcher
+from functools import wraps
+from types import MappingProxyType
+
+from vibes_eval.records import Response, Signal, Status
+
+__all__ = [
+    "TEXT_PROBES",
+    "TextProbe",
+    "empty",
+    "loops",
+    "nonwords",
+    "prompt_echo",
+    "run_text_probes",
+    "runaway",
+    "template_leak",
+]
+
+TextProbe = Callable[[Response, str, int], Signal]
+"""The shape every text probe has: (response, question, max_new_tokens) -> Signal."""
+
+
+def _signal(probe: str, status: Status, score: float | None, reason: str, **evidence: float | int) -> Signal:
+    return Signal(probe=probe, status=status, score=score, reason=reason, evidence=evidence)
+
+
+def _reads_answer(probe: TextProbe) -> TextProbe:
+    """SKIP when there is no answer to read: a crash (`empty` reports it) or an empty text."""
+
+    @wraps(probe)
+    def guarded(response: Response, question: str, max_new_tokens: int) -> Signal:
+        if response.finish == "error":
+            why = "generation failed (the 'empty' probe reports the error)"
+        elif not response.text.strip():
+            why = "the answer is empty (the 'empty' probe reports it)"
+        else:
+            return probe(response, question, max_new_tokens)
+        return _signal(probe.__name__, Status.SKIP, None, f"Nothing to read: {why}.")
+
+    return guarded
+
+
+# --- empty -------------------------------------------------------------------------------------
+
+
+def empty(response: Response, question: str, max_new_tokens: int) -> Signal:
+    """FAIL on an empty or whitespace-only answer; ERROR when generation crashed.
+
+    Args:
+        response: The model's answer.
+        question: Unused; every text probe has the same signature.
+        max_new_tokens: Unused.
+
+    Returns:
+        The `empty` Signal.
+    """
+    if response.finish == "error":
+        # a crash is never an empty answer: it is "could not evaluate", with the crash's own words
+        reason = response.error or "Generation failed without an error message."
+        return _signal("empty", Status.ERROR, None, reason, new_tokens=response.new_tokens)
+    evidence = {"chars": len(response.text), "new_tokens": response.new_tokens}
+    if response.text.strip():
+        reason = f"The answer has {len(response.text.strip())} characters."
+        return _signal("empty", Status.PASS, 1.0, reason, **evidence)
+    if response.new_tokens == 0:
+        why = "the model ended at its first token; check the stop string and that the prompt ends where the "
+        why += "template expects the answer to start."
+    else:
+        why = f"{response.new_tokens} new tokens decoded to nothing visible; check that the stop string and "
+        why += "special-token skipping match the template."
+    return _signal("empty", Status.FAIL, 0.0, f"Empty answer: {why}", **evidence)
+
+
+# --- loops -------------------------------------------------------------------------------------
+
+# n-gram shares are noise on a handful of words ("a red circle and a red square" repeats a bigram)
+_MIN_WORDS_FOR_NGRAMS = 8
+# share of 3-grams that repeat an earlier one: LLaVA-style descriptions measured 0.00-0.03, a tail
+# loop ("... The bus is red. The bus is red. The bus is red.") 0.4
+_NGRAM_WARN, _NGRAM_FAIL = 0.25, 0.4
+# raw / zlib-compressed length (Whisper calls > 2.4 repetitive); healthy answers measured 1.0-2.1,
+# rising slowly with length. zlib's fixed overhead makes short texts meaningless, hence the minimum.
+_MIN_CHARS_FOR_ZLIB = 100
+_ZLIB_BASE, _ZLIB_WARN, _ZLIB_FAIL = 1.5, 2.4, 3.0
+# the same word or punctuation n times in a row: "very very" is English, "the the the the" is not
+_WORD_RUN_WARN, _WORD_RUN_FAIL = 3, 4
+# the same character n times in a row ("!!!!!!" is fp16 overflow's signature). Digits never count
+# (1000000 is a number), letters get a little room ("Hmmmm"), markdown rules and ellipses a lot.
+_CHAR_RUNS = {"symbol": (4, 6), "letter": (5, 8), "rule": (16, 32)}
+_RULE_CHARS = frozenset("-=_*.~#")
+
+_WORD = re.compile(r"\w+")
+_TOKEN = re.compile(r"\w+|[^\w\s]+")
+_CHAR_RUN = re.compile(r"([^\s\d])\1*")
+_LOOP_HINT = "a decoding loop; check the dtype (fp16 overflow), the stop string and the template"
+
+
+def _repeated_share(words: list[str], n: int) -> float:
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return (len(grams) - len(set(grams))) / len(grams) if grams else 0.0
+
+
+def _longest_run(items: list[str]) -> tuple[int, str]:
+    best, best_item, run = 0, "", 0
+    for i, item in enumerate(items):
+        run = run + 1 if i and item == items[i - 1] else 1
+        if run > best:
+            best, best_item = run, item
+    return best, best_item
+
+
+def _char_run_limits(char: str) -> tuple[int, int]:
+    return _CHAR_RUNS["rule" if char in _RULE_CHARS else "letter" if char.isalpha() else "symbol"]
+
+
+def _loopiness(text: str) -> Signal:
+    """The `loops` finding on `text`; `runaway` reads it too."""
+    words = _WORD.findall(text.lower())
+    word_run, word = _longest_run(_TOKEN.findall(text.lower()))
+    # the worst run, not the longest: "!!!!!!" matters more than a markdown "|----------|"
+    char_run, char, (char_warn, char_fail) = max(
+        ((len(m.group(0)), m.group(1), _char_run_limits(m.group(1))) for m in _CHAR_RUN.finditer(text)),
+        key=lambda r: (r[0] - 1) / (r[2][1] - 1),
+        default=(0, "", _CHAR_RUNS["symbol"]),
+    )
+    share3 = _repeated_share(words, 3) if len(words) >= _MIN_WORDS_FOR_NGRAMS else 0.0
+    share2 = _repeated_share(words, 2) if len(words) >= _MIN_WORDS_FOR_NGRAMS else 0.0
+    raw = text.encode()
+    ratio = len(raw) / len(zlib.compress(raw, 9)) if len(raw) >= _MIN_CHARS_FOR_ZLIB else 0.0
+    evidence: dict[str, float | int] = {
+        "words": len(words),
+        "chars": len(text),
+        "repeated_2gram_share": round(share2, 3),
+        "repeated_3gram_share": round(share3, 3),
+        "longest_word_run": word_run,
+        "worst_char_run": char_run,
+        "compression_ratio": round(ratio, 2),
+    }
+    # (severity scaled so that 1.0 sits at the FAIL threshold, warn?, fail?, reason)
+    findings = [
+        (share3 / _NGRAM_FAIL, share3 >= _NGRAM_WARN, share3 >= _NGRAM_FAIL,
+         f"{share3:.0%} of the answer's 3-word sequences repeat an earlier one: {_LOOP_HINT}."),
+        ((ratio - _ZLIB_BASE) / (_ZLIB_FAIL - _ZLIB_BASE), ratio >= _ZLIB_WARN, ratio >= _ZLIB_FAIL,
+         f"The answer compresses {ratio:.1f}x with zlib (healthy text 1-2x): mostly repetition, {_LOOP_HINT}."),
+        ((word_run - 1) / (_WORD_RUN_FAIL - 1), word_run >= _WORD_RUN_WARN, word_run >= _WORD_RUN_FAIL,
+         f"{word!r} repeats {word_run} times in a row: {_LOOP_HINT}."),
+        ((char_run - 1) / (char_fail - 1), char_run >= char_warn, char_run >= char_fail,
+         f"The answer has a run of {char_run} {char!r} characters: {_LOOP_HINT}."),
+    ]  # fmt: skip
+    _, warn, fail, reason = max(findings, key=lambda f: (f[2], f[1], f[0]))
+    score = round(min(1.0, max(0.0, 1.0 - 0.5 * max(f[0] for f in findings))), 3)
+    if fail:
+        return _signal("loops", Status.FAIL, score, reason, **evidence)
+    if warn:
+        return _signal("loops", Status.WARN, score, f"Borderline: {reason[0].lower()}{reason[1:]}", **evidence)
+    reason = "No loop: the repetition stays within what ordinary English has."
+    return _signal("loops", Status.PASS, score, reason, **evidence)
+
+
+@_reads_answer
+def loops(response: Response, question: str, max_new_tokens: int) -> Signal:
+    """FAIL on obvious repetition loops, WARN on borderline ones.
+
+    Reads the share of repeated 3-grams (answers of 8+ words), the longest run of one word or one
+    character, and the zlib compression ratio (answers of 100+ characters).
+
+    Args:
+        response: The model's answer.
+        question: Unused; every text probe has the same signature.
+        max_new_tokens: Unused.
+
+    Returns:
+        The `loops` Signal.
+    """
+    return _loopiness(response.text)
+
+
+# --- runaway -----------------------------------------------------------------------------------
+
+
+def runaway(response: Response, question: str, max_new_tokens: int) -> Signal:
+    """FAIL when generation looped until max_new_tokens; WARN when it only hit the limit.
+
+    Args:
+        response: The model's answer.
+        question: Unused; every text probe has the same signature.
+        max_new_tokens: The limit the request was generated with.
+
+    Returns:
+        The `runaway` Signal.
+    """
+    if response.finish == "error":
+        return _signal("runaway", Status.SKIP, None, "Nothing to read: generation failed (see the 'empty' probe).")
+    evidence: dict[str, float | int] = {"new_tokens": response.new_tokens, "max_new_tokens": max_new_tokens}
+    # `finish` is the adapter's word for why it stopped; new_tokens is evidence only (a stop string
+    # can end generation on exactly the last allowed token)
+    if response.finish != "length":
+        reason = f"Generation ended by itself after {response.new_tokens} of {max_new_tokens} new tokens."
+        return _signal("runaway", Status.PASS, 1.0, reason, **evidence)
+    found = _loopiness(response.text)
+    evidence.update(
+        repeated_3gram_share=found.evidence["repeated_3gram_share"],
+        compression_ratio=found.evidence["compression_ratio"],
+    )
+    if found.status is Status.FAIL:
+        reason = f"The answer loops until max_new_tokens={max_new_tokens}: the stop string or template "
+        reason += "probably does not match the model, or fp16 overflowed."
+        return _signal("runaway", Status.FAIL, 0.0, reason, **evidence)
+    reason = f"The answer hit max_new_tokens={max_new_tokens} without an end-of-sequence token; "
+    reason += "raise it or check the stop string."
+    return _signal("runaway", Status.WARN, 0.5, reason, **evidence)
+
+
+# --- nonwords ----------------------------------------------------------------------------------
+
+# a lexicon cannot know every name or brand, so one unknown word never fails an answer on its own
+_NONWORD_WARN, _NONWORD_FAIL = 0.25, 0.5
+_MIN_NONWORDS_TO_FAIL = 2
+_WORDISH = re.compile(r"\w+(?:['\u2019]\w+)*")  # "can't" with a straight or a curly apostrophe is one word
+_BPE_MARKER = re.compile("([\u0120\u010a\u0109])")
+
+
+def _lexicon_words(text: str) -> list[str]:
+    """The tokens worth looking up: no numbers, no single ASCII letters ("a", "B", "x")."""
+    # GPT-2 byte-level BPE spells space/newline/tab as Ġ/Ċ/ĉ; when they leak ("ĠTheĠcat") each
+    # marker is a non-word of its own, instead of one long unknown token that hides the rest
+    text = _BPE_MARKER.sub(r" \1 ", text)
+    words = []
+    for token in _WORDISH.findall(text):
+        if any(c.isdigit() for c in token):
+            continue  # "42", "3rd", "fp16": not words, but not gibberish either
+        # a lone non-ASCII letter stays in: byte-level BPE debris ("Ġ", "Ċ") is exactly that
+        words += [part for part in token.split("_") if len(part) > 1 or (part and not part.isascii())]
+    return words
+
+
+@_reads_answer
+def nonwords(response: Response, question: str, max_new_tokens: int) -> Signal:
+    """FAIL when most words are not English words (gibberish, byte-level BPE debris).
+
+    A word is unknown when `wordfreq.zipf_frequency(word, "en") == 0`. Numbers and single ASCII
+    letters are left out of the count.
+
+    Args:
+        response: The model's answer.
+        question: Unused; every text probe has the same signature.
+        max_new_tokens: Unused.
+
+    Returns:
+        The `nonwords` Signal; SKIP when wordfreq is not installed.
+    """
+    try:
+        # imported here, not at the top: the lexicon takes ~0.3 s to load and most commands
+        # (compare, render) never read an answer
+        from wordfreq import zipf_frequency
+    except ImportError:
+        reason = "wordfreq is not installed; install it (pip install wordfreq) to check for non-words."
+        return _signal("nonwords", Status.SKIP, None, reason)
+    words = _lexicon_words(response.text)
+    if not words:
+        if any(c.isalnum() for c in response.text):
+            reason = "The answer is only numbers or single letters; nothing to look up."
+            return _signal("nonwords", Status.PASS, 1.0, reason, nonword_share=0.0, words=0, nonwords=0)
+        reason = "The answer has no letters or digits at all, only symbols: check the dtype (fp16 overflow) "
+        reason += "and the template."
+        return _signal("nonwords", Status.FAIL, 0.0, reason, nonword_share=1.0, words=0, nonwords=0)
+    unknown = [w for w in words if zipf_frequency(w, "en") == 0]
+    share = len(unknown) / len(words)
+    evidence = {"nonword_share": round(share, 3), "words": len(words), "nonwords": len(unknown)}
+    examples = ", ".join(repr(w) for w in list(dict.fromkeys(unknown))[:3])
+    counted = f"{len(unknown)} of {len(words)} words are not English words (e.g. {examples})"
+    if share >= _NONWORD_FAIL and len(unknown) >= _MIN_NONWORDS_TO_FAIL:
+        reason = f"{counted}: gibberish; check the LLM weights, the tokenizer and the dtype."
+        return _signal("nonwords", Status.FAIL, round(1 - share, 3), reason, **evidence)
+    if share >= _NONWORD_WARN:
+        reason = f"{counted}; read the answer: names are fine, fragments are not."
+        return _signal("nonwords", Status.WARN, round(1 - share, 3), reason, **evidence)
+    reason = f"{len(words) - len(unknown)} of {len(words)} words are English words."
+    return _signal("nonwords", Status.PASS, round(1 - share, 3), reason, **evidence)
+
+
+# --- template_leak -----------------------------------------------------------------------------
+
+# Tag forms only: "the user of the device" and a markdown "### Heading" are ordinary text.
+_ROLE_TAGS = (
+    re.compile(r"(?<!\w)(?:USER|ASSISTANT):"),  # case-sensitive: the vicuna_v1 roles
+    # at a line start, after a separator or after a sentence; not "The Human: A Love Story"
+    re.compile(r"(?:^[ \t]*|(?<=[#>])|(?<=[.!?][ \t]))Human:", re.MULTILINE),
+    # the llava_v0 separator glued to a role or ending the text
+    re.compile(r"(?<!#)###(?=\s*(?:Human|Assistant)\b)|(?<!#)###(?![#\s])|(?<!#)###(?=\s*$)"),
+    re.compile(r"\[/?INST\]|<</?SYS>>|<\|im_start\|>"),
+)
+_SPECIAL_TOKENS = (
+    re.compile(r"</?s>|<image>"),
+    re.compile(r"<\|(?!im_start\|>)\w+\|>"),  # <|im_end|>, <|endoftext|>, <|eot_id|>, ...
+)
+
+
+@_reads_answer
+def template_leak(response: Response, question: str, max_new_tokens: int) -> Signal:
+    """FAIL when the answer contains a chat-template role tag or special token.
+
+    Args:
+        response: The model's answer.
+        question: Unused; every text probe has the same signature.
+        max_new_tokens: Unused.
+
+    Returns:
+        The `template_leak` Signal, naming the first tag found.
+    """
+    hits = sorted(
+        (m.start(), m.group(0).strip(), kind)
+        for kind, patterns in (("role tag", _ROLE_TAGS), ("special token", _SPECIAL_TOKENS))
+        for pattern in patterns
+        for m in pattern.finditer(response.text)
+    )
+    if not hits:
+        reason = "No chat-template role tags or special tokens in the answer."
+        return _signal("template_leak", Status.PASS, 1.0, reason, tags_found=0)
+    position, tag, kind = hits[0]
+    more = len({h[1] for h in hits}) - 1
+    also = f" (and {more} other tag{'s' if more > 1 else ''})" if more else ""
+    reason = f"The answer contains the {kind} {tag!r}{also}: the chat template probably does not match "
+    reason += "the one the model was trained with."
+    return _signal("template_leak", Status.FAIL, 0.0, reason, tags_found=len(hits), first_at_char=position)
+
+
+# --- prompt_echo -------------------------------------------------------------------------------
+
+_ECHO_WARN, _ECHO_FAIL = 0.6, 0.8
+# below this many question words only an exact repeat counts ("Color?" -> "Color: red." is fine)
+_MIN_QUESTION_WORDS = 3
+# the whole question verbatim anywhere in the answer ("Sure. What color is the circle? Red.")
+_MIN_QUESTION_WORDS_CONTAINED = 4
+# partial echoes are judged on long questions only, from a share or this many leading words
+_MIN_QUESTION_WORDS_PARTIAL = 6
+_ECHO_WARN_LEADING_WORDS = 6
+_ECHO_WORD = re.compile(r"\w+(?:'\w+)*")
+
+
+def _echo_words(text: str) -> list[str]:
+    return _ECHO_WORD.findall(text.replace("<image>", " ").replace("\u2019", "'").lower())
+
+
+@_reads_answer
+def prompt_echo(response: Response, question: str, max_new_tokens: int) -> Signal:
+    """FAIL when the answer repeats the question; WARN on a partial echo of a long question.
+
+    An echo starts where the question starts, which tells it from a restatement
+    ("Is the circle red?" -> "The circle is red." is an answer, not an echo).
+
+    Args:
+        response: The model's answer.
+        question: The question the model was asked.
+        max_new_tokens: Unused.
+
+    Returns:
+        The `prompt_echo` Signal.
+    """
+    q, a = _echo_words(question), _echo_words(response.text)
+    if not q or not a:
+        reason = "No words to compare between the question and the answer."
+        return _signal("prompt_echo", Status.PASS, 1.0, reason)
+    prefix = next((i for i, (x, y) in enumerate(zip(q, a, strict=False)) if x != y), min(len(q), len(a)))
+    # a near-verbatim start ("What colour is the circle" to "What color is the circle?"); the first
+    # word must match, so "Is the big circle red?" -> "The big circle is red." is no echo
+    near = SequenceMatcher(None, a[: len(q)], q, autojunk=False).ratio() if a[0] == q[0] else 0.0
+    run = SequenceMatcher(None, a, q, autojunk=False).find_longest_match(0, len(a), 0, len(q)).size
+    contained = run == len(q) >= _MIN_QUESTION_WORDS_CONTAINED
+    echo = 1.0 if a == q or contained else max(prefix / len(q), near)
+    evidence = {
+        "echo_share": round(echo, 3),
+        "leading_words_echoed": prefix,
+        "question_words": len(q),
+        "answer_words": len(a),
+    }
+    if a == q or (len(q) >= _MIN_QUESTION_WORDS and echo >= _ECHO_FAIL):
+        reason = "The answer repeats the question instead of answering it: the chat template probably does "
+        reason += "not mark where the answer starts."
+        return _signal("prompt_echo", Status.FAIL, round(1 - echo, 3), reason, **evidence)
+    if len(q) >= _MIN_QUESTION_WORDS_PARTIAL and (echo >= _ECHO_WARN or prefix >= _ECHO_WARN_LEADING_WORDS):
+        reason = f"The answer starts by echoing the question (first {prefix} of its {len(q)} words verbatim); "
+        reason += "check that the chat template marks where the answer starts."
+        return _signal("prompt_echo", Status.WARN, round(1 - echo, 3), reason, **evidence)
+    reason = "The answer does not echo the question."
+    return _signal("prompt_echo", Status.PASS, round(1 - echo, 3), reason, **evidence)
+
+
+# --- the registry ------------------------------------------------------------------------------
+
+TEXT_PROBES: Mapping[str, TextProbe] = MappingProxyType(
+    {probe.__name__: probe for probe in (empty, loops, runaway, nonwords, template_leak, prompt_echo)}
+)
+"""Every text probe by name, in the order they run and are reported."""
+
+
+def run_text_probes(response: Response, question: str, max_new_tokens: int) -> list[Signal]:
+    """Run every probe in `TEXT_PROBES` on one answer.
+
+    A probe that raises becomes an ERROR signal naming the exception, so one bug in a probe
+    cannot hide the other findings.
+
+    Args:
+        response: The model's answer.
+        question: The question the model was asked.
+        max_new_tokens: The limit the request was generated with.
+
+    Returns:
+        One Signal per probe, in registry order.
+    """
+    signals = []
+    for name, probe in TEXT_PROBES.items():
+        try:
+            signals.append(probe(response, question, max_new_tokens))
+        except Exception as exc:  # reported as an ERROR signal, never swallowed
+            reason = f"The {name} probe crashed: {type(exc).__name__}: {exc}"
+            signals.append(_signal(name, Status.ERROR, None, reason))
+    return signals

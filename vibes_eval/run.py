@@ -1,0 +1,154 @@
+"""`vibes-eval run`: suite + checkpoint(s) -> scorecard files, terminal table, exit code.
+
+Bad usage or suite: one line, exit 2, nothing loaded. A checkpoint that cannot be evaluated:
+one line, exit 3, and a scorecard that says so is still written (with whatever was computed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+
+from vibes_eval.loaders.detect import PROFILE_DIR, CheckpointError, detect
+from vibes_eval.records import Scorecard, Status, Verdict
+from vibes_eval.render.html import write_html
+from vibes_eval.render.junit import write_junit
+from vibes_eval.suite import SuiteError, load_suite
+from vibes_eval.verdict import EXIT_EVAL, load_error_verdict
+
+__all__ = ["default_suite", "run_command", "write_reports"]
+
+REPO = PROFILE_DIR.parent
+EXIT_USAGE = 2
+
+
+def default_suite(ckpt: Path) -> Path:
+    """suites/shapes.yaml for a toy checkpoint (it carries the toy marker), else suites/default.yaml."""
+    from vibes_eval.toy.factory import TOY_MARKER
+
+    name = "shapes.yaml" if (Path(ckpt) / TOY_MARKER).is_file() else "default.yaml"
+    return REPO / "suites" / name
+
+
+def write_reports(sc: Scorecard, out: Path, junit: Path | None = None) -> list[Path]:
+    """scorecard.json and scorecard.html in `out` (and the JUnit file if asked); returns the paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "scorecard.json"
+    path.write_text(sc.model_dump_json(indent=2) + "\n")
+    paths = [path, write_html(sc, out / "scorecard.html")]
+    if junit:
+        paths.append(write_junit(sc, junit))
+    return paths
+
+
+def _write_error(ckpt: Path, suite, verdict: Verdict, out: Path, junit: Path | None) -> None:
+    """Say why in one line, and still write a scorecard that records it."""
+    print(f"vibes-eval: {verdict.summary[0]}", file=sys.stderr)
+    sc = Scorecard(checkpoint=str(ckpt), suite={"name": suite.name, "path": str(suite.file), "sha256": suite.sha256},
+                   fingerprint={}, prompts=[], verdict=verdict,
+                   created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    write_reports(sc, out, junit)
+    _stderr_console().print(f"partial scorecard: {out / 'scorecard.json'}")
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _one(ckpt: Path, args, out: Path) -> int:
+    err = _stderr_console()
+    suite_path = args.suite or default_suite(ckpt)
+    try:
+        suite = load_suite(suite_path)
+    except SuiteError as e:
+        print(f"vibes-eval: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    gate = suite.gate.model_copy(update={k: v for k, v in (("max_fail", args.max_fail), ("max_warn", args.max_warn)) if v is not None})
+
+    def failed(message: str) -> int:
+        _write_error(ckpt, suite, load_error_verdict(message), out, args.junit)
+        return EXIT_EVAL
+
+    try:
+        profile = detect(ckpt, args.adapter)
+    except ValueError as e:  # an unknown --adapter is a usage error, not the checkpoint's fault
+        print(f"vibes-eval: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except CheckpointError as e:
+        return failed(str(e))
+    if args.template:
+        from vibes_eval.templates import TEMPLATES
+
+        if args.template not in TEMPLATES:
+            print(f"vibes-eval: --template: unknown template {args.template!r}; known: {', '.join(TEMPLATES)}", file=sys.stderr)
+            return EXIT_USAGE
+
+    from vibes_eval.loaders.hf import HFAdapter
+
+    with err.status(f"loading {ckpt} ({profile.name})"):
+        try:
+            adapter = HFAdapter(ckpt, profile, device=args.device, dtype=args.dtype, template=args.template, batch_size=args.batch_size)
+        except CheckpointError as e:
+            return failed(str(e))
+    sc = _run_with_progress(suite, adapter, ckpt, gate, args, err, out)
+    if sc is None:
+        return EXIT_EVAL
+    write_reports(sc, out, args.junit)
+    if len(args.checkpoints) > 1 and not args.quiet:  # the side-by-side table follows; one line per checkpoint here
+        err.print(f"{ckpt}: {sc.verdict.status.value} {', '.join(sc.verdict.diagnoses)} -> {out / 'scorecard.html'}")
+    elif not args.quiet:
+        from rich.console import Console
+
+        from vibes_eval.render.terminal import render_scorecard
+
+        render_scorecard(sc, Console())
+        err.print(f"wrote {out / 'scorecard.json'} and {out / 'scorecard.html'}" + (f" and {args.junit}" if args.junit else ""))
+    return sc.verdict.exit_code
+
+
+def _run_with_progress(suite, adapter, ckpt, gate, args, err, out):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from vibes_eval.runner import run_suite
+
+    suite_gated = suite.model_copy(update={"gate": gate})  # private attrs (root, file, sha256) are copied too
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, disable=args.quiet, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def tick(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=max(total, 1))
+            bar.update(tasks[stage], completed=done, total=max(total, 1))
+
+        try:
+            return run_suite(suite_gated, adapter, checkpoint=str(ckpt), grounding_probes=not args.no_grounding, progress=tick)
+        except Exception as e:  # an internal failure: one line, and a scorecard that says we could not evaluate
+            msg = f"{ckpt}: evaluation failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            _write_error(ckpt, suite, Verdict(status=Status.ERROR, summary=[msg], exit_code=EXIT_EVAL), out, args.junit)
+            return None
+
+
+def run_command(args) -> int:
+    """Run the suite on each checkpoint, one at a time; the exit code is the worst of them."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    several = len(args.checkpoints) > 1
+    base = args.out or (REPO / "reports" / (f"compare-{stamp}" if several else f"{args.checkpoints[0].resolve().name}-{stamp}"))
+    codes, outs = [], []
+    for ckpt in args.checkpoints:  # one at a time: memory stays that of one model
+        out = base / ckpt.resolve().name if several else base
+        code = _one(ckpt, args, out)
+        if code == EXIT_USAGE:
+            return code
+        codes.append(code)
+        outs.append(out)
+    if several:
+        from vibes_eval.compare import compare_scorecards, load_reports
+        from rich.console import Console
+
+        worst = compare_scorecards(load_reports(outs), base, console=Console(quiet=args.quiet))
+        codes.append(worst)
+    return max(codes)
