@@ -19,13 +19,15 @@ def test_all_is_sorted_and_real():
 
 
 def _modules_after(code: str) -> set[str]:
-    out = subprocess.run([sys.executable, "-c", code + "; import sys; print(' '.join(sys.modules))"],
-                         capture_output=True, text=True, check=True)
+    script = "import contextlib, io, sys\nwith contextlib.redirect_stdout(io.StringIO()):\n" + "".join(
+        f"    {line}\n" for line in code.splitlines()) + "print(' '.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     return set(out.stdout.split())
 
 
 def test_help_imports_no_torch():
     mods = _modules_after("from vibes_eval.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass")
+    assert "vibes_eval.cli" in mods
     assert "torch" not in mods and "transformers" not in mods
 
 

@@ -25,11 +25,17 @@ def test_counterfactual_passes_when_answers_follow_the_image():
     assert sig.status == Status.PASS
 
 
-@pytest.mark.parametrize("real, blank, status", [({"a": -0.1, "b": -0.2}, {"a": -3.0, "b": -2.5}, Status.PASS),
-                                                 ({"a": -2.0, "b": -2.0}, {"a": -2.0, "b": -2.1}, Status.FAIL),
-                                                 ({"a": None}, {"a": -1.0}, Status.SKIP)])
-def test_image_gain(real, blank, status):
-    assert grounding.probe_image_gain(real, blank).status == status
+@pytest.mark.parametrize("matrix, blank, status", [
+    ({"a": {"a": -0.1, "b": -3.0}, "b": {"a": -2.9, "b": -0.2}}, {"a": -3.0, "b": -2.5}, Status.PASS),
+    ({"a": {"a": -2.0, "b": -2.0}, "b": {"a": -2.0, "b": -2.0}}, {"a": -2.0, "b": -2.1}, Status.FAIL),
+    # references paired with the wrong images: the model sees, the suite is mismatched
+    ({"a": {"a": -3.0, "b": -0.1, "c": -3.5}, "b": {"a": -0.2, "b": -2.9, "c": -3.1}}, {"a": -3.0, "b": -2.5}, Status.WARN),
+    # a noisy image path: some image helps a little by chance, no structure
+    ({"a": {"a": -3.0, "b": -2.0, "c": -2.6}, "b": {"a": -2.2, "b": -2.9, "c": -2.5}}, {"a": -2.5, "b": -2.5}, Status.FAIL),
+    ({"a": {"a": None}}, {"a": -1.0}, Status.SKIP),
+])
+def test_image_gain(matrix, blank, status):
+    assert grounding.probe_image_gain(matrix, blank).status == status
 
 
 def test_cross_match_counts_ties_as_chance():

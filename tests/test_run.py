@@ -108,7 +108,7 @@ def test_swapped_images_fail_expectations_but_not_grounding(zoo_dir, tmp_path):
     assert run(str(zoo_dir / "healthy"), "--suite", str(tmp_path / "swapped.yaml"), "--out", str(tmp_path / "r")) == 1
     sc = json.loads((tmp_path / "r" / "scorecard.json").read_text())
     signals = {s["probe"]: s["status"] for s in sc["signals"]}
-    assert signals["counterfactual"] == "pass" and signals["image_gain"] == "pass"
+    assert signals["counterfactual"] == "pass" and signals["image_gain"] != "fail"
     assert not {"image_blind", "projector_disconnected"} & set(sc["verdict"]["diagnoses"])
     assert any(p["status"] == "fail" for p in sc["prompts"])
 

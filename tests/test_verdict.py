@@ -28,12 +28,18 @@ def test_grounding_failure_with_a_bad_projector_is_disconnected():
 
 
 def test_grounding_failure_with_a_fine_projector_is_image_blind():
-    sigs = [_sig("image_gain", Status.FAIL), _sig("counterfactual", Status.FAIL), _sig("projector_weights", Status.PASS)]
+    sigs = [_sig("image_gain", Status.FAIL), _sig("counterfactual", Status.PASS), _sig("projector_weights", Status.PASS)]
     assert judge([_prompt("a")], sigs, {}, Gate()).diagnoses == ["image_blind"]
 
 
-def test_one_grounding_signal_alone_does_not_diagnose():
-    assert judge([_prompt("a")], [_sig("cross_match", Status.FAIL)], {}, Gate()).diagnoses == []
+def test_counterfactual_alone_does_not_diagnose_when_likelihoods_pass():
+    sigs = [_sig("counterfactual", Status.FAIL), _sig("image_gain", Status.PASS), _sig("cross_match", Status.PASS)]
+    assert judge([_prompt("a")], sigs, {}, Gate()).diagnoses == []
+
+
+def test_a_mismatched_suite_is_not_a_blind_model():
+    sigs = [_sig("image_gain", Status.WARN), _sig("cross_match", Status.FAIL), _sig("counterfactual", Status.PASS)]
+    assert judge([_prompt("a")], sigs, {}, Gate()).diagnoses == []
 
 
 def test_gibberish_is_not_also_called_image_blind():
@@ -67,3 +73,9 @@ def test_a_crashed_prompt_is_exit_3():
                      status=Status.ERROR, error="RuntimeError: Image features and image tokens do not match: tokens: 575, features 576")
     v = judge([p], [], {}, Gate())
     assert v.exit_code == 3 and "image_token_mismatch" in v.diagnoses
+
+
+def test_counterfactual_alone_decides_when_likelihoods_are_skipped():
+    sigs = [_sig("counterfactual", Status.FAIL), _sig("image_gain", Status.SKIP), _sig("cross_match", Status.SKIP)]
+    assert judge([_prompt("a")], sigs[1:], {}, Gate()).diagnoses == []
+    assert judge([_prompt("a")], sigs, {}, Gate()).diagnoses == ["image_blind"]

@@ -86,6 +86,7 @@ def run_suite(suite, adapter, *, checkpoint: str, grounding_probes: bool = True,
             (col.blank if r.variant == "blank" else col.swap)[r.prompt_id] = r
         tick("counterfactuals", len(cf), len(cf))
 
+        scoring = getattr(adapter, "supports_scoring", True)
         targets = {p.id: (p.reference or (col.real[p.id].text if col.real[p.id].finish != "error" else None)) for p in scored}
         with_ref = [p for p in scored if targets[p.id]]
         reqs, tgts, keys = [], [], []
@@ -104,6 +105,8 @@ def run_suite(suite, adapter, *, checkpoint: str, grounding_probes: bool = True,
                     reqs.append(req(p, template=name))
                     tgts.append(targets[p.id])
                     keys.append(("t", name, p.id))
+        if not scoring:
+            reqs = []
         tick("likelihoods", 0, len(reqs))
         try:
             values = adapter.score(reqs, tgts) if reqs else []
@@ -148,12 +151,16 @@ def run_suite(suite, adapter, *, checkpoint: str, grounding_probes: bool = True,
             {i: r.text for i, r in col.blank.items() if r.finish != "error"},
             {i: r.text for i, r in col.swap.items() if r.finish != "error"},
         ))
-        real_lik = {i: row.get(i) for i, row in col.matrix.items()}
-        signals.append(grounding.probe_image_gain(real_lik, col.blank_lik))
-        signals.append(grounding.probe_cross_match(col.matrix))
-        signals.append(grounding.probe_likelihood(real_lik))
-        if templates:
-            signals.append(grounding.probe_template_fit(col.template_lik, in_use))
+        if scoring:
+            real_lik = {i: row.get(i) for i, row in col.matrix.items()}
+            signals.append(grounding.probe_image_gain(col.matrix, col.blank_lik))
+            signals.append(grounding.probe_cross_match(col.matrix))
+            signals.append(grounding.probe_likelihood(real_lik))
+            if templates:
+                signals.append(grounding.probe_template_fit(col.template_lik, in_use))
+        else:
+            why = "The adapter cannot return log-likelihoods (e.g. a server without prompt logprobs): skipped."
+            signals += [Signal(probe=n, status=Status.SKIP, reason=why) for n in ("image_gain", "cross_match", "likelihood", "template_fit")]
     verdict = judge(results, signals, fingerprint, suite.gate)
     return Scorecard(
         checkpoint=checkpoint,

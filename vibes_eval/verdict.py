@@ -20,7 +20,7 @@ EXIT_OK, EXIT_GATE, EXIT_EVAL = 0, 1, 3
 GIBBERISH_SHARE = 0.5  # share of answers failing a language probe that makes the whole checkpoint gibberish
 _LANGUAGE = ("nonwords", "loops", "empty")
 _PROJECTOR = ("projector_missing", "projector_weights", "projector_norm", "collapse")
-_GROUNDING = ("image_gain", "cross_match", "counterfactual")
+_GROUNDING = ("image_gain", "counterfactual", "cross_match")
 
 
 def _by_name(signals: list[Signal]) -> dict[str, Signal]:
@@ -50,10 +50,22 @@ def judge(prompts: list[PromptResult], signals: list[Signal], fingerprint: dict,
         if "likelihood" in sig:
             summary.append(sig["likelihood"].reason)
 
-    grounding_failed = [n for n in _GROUNDING if failed(n)]
     projector_bad = [n for n in _PROJECTOR if failed(n)]
-    # two of three grounding signals: one alone can be a small suite's accident
-    if len(grounding_failed) >= 2 or (grounding_failed and projector_bad):
+    # The likelihood probes decide: own-image gain (healthy toy 2.4 nats/token, broken image paths
+    # <= 0.1, a random projector up to 0.7 by chance) and cross-match (healthy toy 0.57, broken
+    # <= 0.25 with chance 0.125); either failing means the model does not see. An image gain that
+    # warns of a suite whose references fit other images means the model sees. Without likelihoods
+    # (a server without logprobs) the counterfactual answers decide. The rest corroborate.
+    gain = sig.get("image_gain")
+    if gain is None or gain.status == Status.SKIP:
+        deciders = ["counterfactual"]
+    elif gain.status == Status.WARN:
+        deciders = []
+    else:
+        deciders = ["image_gain", "cross_match"]
+    grounding_failed = [n for n in deciders if failed(n)]
+    if grounding_failed:
+        grounding_failed += [n for n in _GROUNDING if n not in grounding_failed and failed(n)]
         if projector_bad:
             diagnoses.append("projector_disconnected")
             summary += [sig[n].reason for n in projector_bad]

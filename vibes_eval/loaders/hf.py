@@ -16,7 +16,7 @@ from vibes_eval.loaders.detect import CheckpointError, Profile, read_config
 from vibes_eval.records import Request, Response
 from vibes_eval.templates import render_template
 
-__all__ = ["HFAdapter", "load_image"]
+__all__ = ["HFAdapter", "load_image", "resolve_device"]
 
 HASH_FULL_LIMIT = 4 << 30  # weight files above this total are hashed by samples (size + head + tail)
 _WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
@@ -81,8 +81,22 @@ def _hash_weights(ckpt: Path) -> dict[str, str]:
     return out
 
 
+def resolve_device(device: str | None, dtype: str | None) -> tuple[str, str]:
+    """(device, dtype name): cuda with bfloat16 when present, else cpu with float32; explicit values win."""
+    import torch
+
+    if device in (None, "auto"):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if dtype in (None, "auto"):
+        dtype = "bfloat16" if device.startswith("cuda") else "float32"
+    return device, dtype
+
+
 class HFAdapter:
     """A transformers-native LLaVA-family checkpoint behind the Adapter interface."""
+
+    supports_scoring = True
+    """Teacher-forced log-likelihoods are available (a server adapter may not have them)."""
 
     def __init__(
         self,
@@ -107,12 +121,7 @@ class HFAdapter:
             raise CheckpointError(f"{self.ckpt / 'config.json'}: architectures: {arch} is unknown to transformers {transformers.__version__}")
         _check_weights(self.ckpt)
 
-        if device in (None, "auto"):
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        want = dtype or profile.dtype
-        if want in (None, "auto"):
-            want = "bfloat16" if device.startswith("cuda") else "float32"
-        self.device, self.dtype = device, want
+        device, want = resolve_device(device, dtype or profile.dtype)
         kwargs = {"local_files_only": True, "trust_remote_code": False, "dtype": getattr(torch, want)}
         if device == "cuda" and torch.cuda.device_count() > 1:
             kwargs["device_map"] = "auto"  # several GPUs: accelerate spreads the layers
@@ -120,17 +129,23 @@ class HFAdapter:
         # (e.g. "requires torchvision ... falling back to PIL") would only clutter the scorecard's terminal
         transformers.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
+        # tensors missing from the checkpoint are initialized at random: seed them, so two runs agree
+        torch.manual_seed(0)
         try:
-            self.processor = transformers.AutoProcessor.from_pretrained(self.ckpt, local_files_only=True, trust_remote_code=False)
-            self.model, info = cls.from_pretrained(self.ckpt, output_loading_info=True, **kwargs)
-        except CheckpointError:
-            raise
+            processor = transformers.AutoProcessor.from_pretrained(self.ckpt, local_files_only=True, trust_remote_code=False)
+            model, info = cls.from_pretrained(self.ckpt, output_loading_info=True, **kwargs)
         except (OSError, ValueError, RuntimeError, KeyError) as e:
             raise CheckpointError(f"{self.ckpt}: cannot load: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
         if "device_map" not in kwargs:
-            self.model.to(device)
-        self.model.eval()
-        self.loading_info = {k: sorted(v) if isinstance(v, (set, list)) else v for k, v in (info or {}).items() if k != "error_msgs"}
+            model.to(device)
+        self._setup(model, processor, info, device=device, dtype=want, template=template)
+
+    def _setup(self, model, processor, loading_info: dict | None, *, device: str, dtype: str, template: str | None) -> None:
+        """Adopt a loaded model + processor (other loaders convert their format, then call this)."""
+        self.model, self.processor = model.eval(), processor
+        self.device, self.dtype = device, dtype
+        info = loading_info or {}
+        self.loading_info = {k: sorted(v) if isinstance(v, (set, list)) else v for k, v in info.items() if k != "error_msgs"}
         tok = self.processor.tokenizer
         tok.padding_side = "left"
         if tok.pad_token is None:
@@ -142,8 +157,8 @@ class HFAdapter:
         elif getattr(self.processor, "chat_template", None):
             self.template_name = None
         else:
-            self.template_name = profile.template
-            self.template_source = f"profile {profile.name} fallback (the checkpoint ships no chat template)"
+            self.template_name = self.profile.template
+            self.template_source = f"profile {self.profile.name} fallback (the checkpoint ships no chat template)"
 
     # -- prompts --------------------------------------------------------------------------
     def render_prompt(self, question: str, template: str | None = None) -> str:

@@ -1,0 +1,567 @@
+"""The original LLaVA repo format (haotian-liu/LLaVA outputs), converted in memory to transformers.
+
+Three layouts come out of that repo's training scripts, and all three load here:
+
+- full: config.json is a flat LlamaConfig plus `mm_*` keys; weights in the original names
+  (`model.*`, `lm_head.weight`, `model.mm_projector.{0,2}.*`), safetensors or `.bin` pickles,
+  single or sharded; the vision tower weights are usually stripped, sometimes present.
+- stage 1: `mm_projector.bin` alone next to config.json; the LLM comes from `base=`.
+- LoRA: a PEFT adapter + `non_lora_trainables.bin` (the projector); the LLM from `base=`.
+
+The CLIP tower comes from `vision_tower=` or the local folder `mm_vision_tower` names. The
+parts become a LlavaForConditionalGeneration (LlavaNext for `anyres`) + a processor without a
+chat template, and HFAdapter serves them, so every probe runs unchanged. Unlike the original
+loader (`strict=False`), tensors the model expects but the files lack are reported in
+`loading_info["missing_keys"]` under their original names, so the loader probes fire.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import sys
+import warnings
+from pathlib import Path
+
+from vibes_eval.loaders.detect import PROFILE_DIR, CheckpointError, Profile, read_config
+from vibes_eval.loaders.hf import HFAdapter, _hash_weights, resolve_device
+
+__all__ = ["DEFAULT_TEMPLATE", "LlavaRepoAdapter", "expand2square", "find_layout", "peft_quiet", "read_weights"]
+
+DEFAULT_TEMPLATE = "vicuna_v1"
+"""The conversation style of LLaVA-1.5, used when neither --template nor a profile names one."""
+
+_TEXT_CONFIGS = {  # architectures[0] -> the transformers config of the LLM inside
+    "LlavaLlamaForCausalLM": "LlamaConfig",
+    "LlamaForCausalLM": "LlamaConfig",
+    "LlavaMistralForCausalLM": "MistralConfig",
+    "MistralForCausalLM": "MistralConfig",
+}
+_NOT_TEXT = re.compile(r"^(mm_|image_|tune_|freeze_|unfreeze_|use_mm_proj|pretrain_mm|tokenizer_|s2)")
+_FEATURES = {"patch": "default", "cls_patch": "full"}  # mm_vision_select_feature -> HF strategy
+_PROJECTOR_SLOTS = {"0": "linear_1", "2": "linear_2"}  # nn.Sequential(Linear, GELU, Linear)
+
+
+@contextlib.contextmanager
+def peft_quiet():
+    """Silence the one deprecation peft 0.21 trips over in transformers 5.x."""
+    with warnings.catch_warnings():
+        # peft reads model.is_gradient_checkpointing, deprecated in transformers 5 (a FutureWarning)
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
+def expand2square(image, color: tuple[int, int, int]):
+    """The original `pad`: centre the image on a square of `color` (the processor's mean colour)."""
+    from PIL import Image
+
+    w, h = image.size
+    if w == h:
+        return image
+    side = max(w, h)
+    out = Image.new(image.mode, (side, side), color)
+    out.paste(image, ((side - w) // 2, (side - h) // 2))
+    return out
+
+
+# -- files ---------------------------------------------------------------------------------
+def _shards(folder: Path) -> list[Path]:
+    """The LLM weight files of `folder` (an index's shards, else model*.safetensors, else pytorch_model*.bin)."""
+    for index, pattern in (("model.safetensors.index.json", "model*.safetensors"), ("pytorch_model.bin.index.json", "pytorch_model*.bin")):
+        idx = folder / index
+        if idx.is_file():
+            try:
+                names = sorted(set(json.loads(idx.read_text())["weight_map"].values()))
+            except (OSError, ValueError, KeyError, AttributeError) as e:
+                raise CheckpointError(f"{idx}: cannot read the shard index: {type(e).__name__}: {e}") from None
+            missing = [n for n in names if not (folder / n).is_file()]
+            if missing:
+                raise CheckpointError(f"{idx}: weight_map names {missing[0]}, which is not in the folder")
+            return [folder / n for n in names]
+        files = sorted(folder.glob(pattern))
+        if files:
+            return files
+    return []
+
+
+def read_weights(files: list[Path]) -> dict:
+    """Every tensor of `files` (safetensors, or pickles read with torch.load(weights_only=True)).
+
+    Raises:
+        CheckpointError: a file is unreadable, or a pickle holds anything but tensors (one line).
+    """
+    import pickle
+
+    import torch
+    from safetensors.torch import load_file
+
+    out = {}
+    for f in files:
+        if f.suffix == ".safetensors":
+            try:
+                out.update(load_file(str(f)))
+            except Exception as e:  # safetensors raises its own error types for every malformed header
+                raise CheckpointError(f"{f}: cannot read weights: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+            continue
+        try:
+            # weights_only: a checkpoint is data; a pickle that wants to build objects may run code
+            data = torch.load(f, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            raise CheckpointError(
+                f"{f}: refused: the pickle holds objects other than tensors (torch.load weights_only=True: "
+                f"{str(e).strip().splitlines()[0]})"
+            ) from None
+        except (OSError, RuntimeError, EOFError, ValueError) as e:
+            raise CheckpointError(f"{f}: cannot read weights: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+            raise CheckpointError(f"{f}: expected a dict of tensor names to tensors, found {type(data).__name__}")
+        out.update(data)
+    return out
+
+
+def find_layout(ckpt: Path) -> str:
+    """'lora' (adapter_config.json), 'full' (LLM weights) or 'stage1' (mm_projector.bin alone)."""
+    if (ckpt / "adapter_config.json").is_file():
+        return "lora"
+    if _shards(ckpt):
+        return "full"
+    if (ckpt / "mm_projector.bin").is_file():
+        return "stage1"
+    raise CheckpointError(
+        f"{ckpt}: no weights of the original LLaVA format (model*.safetensors, pytorch_model*.bin, "
+        "mm_projector.bin, or adapter_config.json + adapter_model.*)"
+    )
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    return any((folder / n).is_file() for n in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json"))
+
+
+# -- the adapter ------------------------------------------------------------------------------
+class LlavaRepoAdapter(HFAdapter):
+    """An original-format LLaVA checkpoint (full, stage-1 or LoRA) behind the Adapter interface."""
+
+    def __init__(
+        self,
+        ckpt: Path,
+        profile: Profile,
+        *,
+        base: Path | None = None,
+        vision_tower: Path | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        template: str | None = None,
+        batch_size: int = 16,
+    ):
+        import torch
+        import transformers
+
+        self.ckpt = Path(ckpt)
+        self.profile = profile
+        self.batch_size = batch_size
+        self.base = Path(base) if base else None
+        cfg_path = self.ckpt / "config.json"
+        cfg = read_config(self.ckpt)
+        self.layout = find_layout(self.ckpt)
+        self._check_base(cfg)
+        opts = self._options(cfg, cfg_path)
+        transformers.logging.set_verbosity_error()  # missing keys are reported in loading_info instead
+        transformers.utils.logging.disable_progress_bar()
+
+        tower_dir = self._tower_dir(cfg, vision_tower)  # before reading gigabytes of weights
+        state = self._original_state()
+        text_cfg = self._text_config(cfg, cfg_path, state)
+        tok = self._tokenizer(text_cfg)
+        device, want = resolve_device(device, dtype or profile.dtype)
+        load_kw = {"dtype": getattr(torch, want)}
+        if device == "cuda" and torch.cuda.device_count() > 1:
+            load_kw["device_map"] = "auto"  # several GPUs: accelerate spreads the layers
+        model, info, processor = self._build(opts, text_cfg, tower_dir, state, tok, load_kw)
+        del state
+        if "device_map" not in load_kw:
+            model.to(device)
+        self.vision_tower_dir = tower_dir
+        self.options = opts
+        bg = processor.image_processor.image_mean
+        # the original pads with the mean truncated to ints: (122, 116, 104) for CLIP
+        self._pad_color = tuple(int(x * 255) for x in bg) if opts["aspect"] == "pad" else None
+
+        name, source = self._template(template)
+        self._setup(model, processor, info, device=device, dtype=want, template=name)
+        self.template_source = source
+
+    # -- validation of the config, one line per problem --------------------------------------
+    def _check_base(self, cfg: dict) -> None:
+        if self.layout in ("stage1", "lora") and self.base is None:
+            what = "a stage-1 output (mm_projector.bin, no LLM weights)" if self.layout == "stage1" else "a LoRA adapter"
+            named = ""
+            if self.layout == "lora":
+                try:
+                    named = json.loads((self.ckpt / "adapter_config.json").read_text()).get("base_model_name_or_path") or ""
+                except (OSError, ValueError):
+                    named = ""
+            hint = f" (adapter_config.json names {named})" if named else ""
+            raise CheckpointError(f"{self.ckpt}: {what}: pass the LLM it was trained from with --base DIR{hint}")
+        if self.layout == "full" and self.base is not None:
+            raise CheckpointError(f"{self.ckpt}: holds full LLM weights; --base is only for stage-1 and LoRA outputs")
+        if self.base is not None:
+            if not self.base.is_dir():
+                raise CheckpointError(f"--base {self.base}: folder not found")
+            if not _shards(self.base):
+                raise CheckpointError(f"--base {self.base}: no LLM weights (model*.safetensors or pytorch_model*.bin)")
+
+    def _options(self, cfg: dict, cfg_path: Path) -> dict:
+        arch = (cfg.get("architectures") or ["LlavaLlamaForCausalLM"])[0]
+        if arch not in _TEXT_CONFIGS:
+            raise CheckpointError(f"{cfg_path}: architectures: {arch} is not supported (known: {', '.join(_TEXT_CONFIGS)})")
+        if cfg.get("mm_use_im_start_end"):
+            raise CheckpointError(f"{cfg_path}: mm_use_im_start_end: true (<im_start>/<im_end> around the image) is not supported yet")
+        ptype = cfg.get("mm_projector_type", "linear")  # the original's default when the key is absent
+        m = re.fullmatch(r"mlp(\d+)x_gelu", ptype)
+        if m and int(m.group(1)) != 2:
+            raise CheckpointError(
+                f"{cfg_path}: mm_projector_type: {ptype} ({m.group(1)} linear layers) is not supported yet: "
+                "transformers' Llava projector has exactly 2 (mlp2x_gelu, linear and identity load)"
+            )
+        if not m and ptype not in ("linear", "identity"):
+            raise CheckpointError(f"{cfg_path}: mm_projector_type: {ptype} is not supported (mlp2x_gelu, linear, identity)")
+        feature = cfg.get("mm_vision_select_feature", "patch")
+        if feature not in _FEATURES:
+            raise CheckpointError(f"{cfg_path}: mm_vision_select_feature: {feature} is not supported (patch, cls_patch)")
+        aspect = cfg.get("image_aspect_ratio") or "square"
+        if aspect not in ("pad", "square", "anyres"):
+            raise CheckpointError(f"{cfg_path}: image_aspect_ratio: {aspect} is not supported (pad, square, anyres)")
+        pinpoints = cfg.get("image_grid_pinpoints")
+        if aspect == "anyres":
+            merge = cfg.get("mm_patch_merge_type", "flat")
+            if merge != "spatial_unpad":
+                raise CheckpointError(f"{cfg_path}: mm_patch_merge_type: {merge} with anyres is not supported (spatial_unpad)")
+            if not (isinstance(pinpoints, list) and pinpoints and all(isinstance(p, list) and len(p) == 2 for p in pinpoints)):
+                raise CheckpointError(f"{cfg_path}: image_grid_pinpoints: expected a list of [width, height] pairs, got {pinpoints!r}")
+        return {
+            "architecture": arch,
+            "projector_type": "mlp2x_gelu" if m else ptype,
+            "strategy": _FEATURES[feature],
+            "layer": cfg.get("mm_vision_select_layer", -2),
+            "aspect": aspect,
+            "pinpoints": pinpoints,
+            "mm_hidden_size": cfg.get("mm_hidden_size"),
+        }
+
+    # -- the parts -------------------------------------------------------------------------
+    def _original_state(self) -> dict:
+        """All tensors in the original key names: the LLM (+ LoRA merged), projector, maybe the tower."""
+        if self.layout == "full":
+            state = read_weights(_shards(self.ckpt))
+        else:
+            state = read_weights(_shards(self.base))
+        if self.layout == "stage1":
+            state.update(read_weights([self.ckpt / "mm_projector.bin"]))
+        elif self.layout == "lora":
+            extra = self.ckpt / "non_lora_trainables.bin"
+            if extra.is_file():  # absent: the projector is missing, which loading_info reports
+                trained = read_weights([extra])
+                trained = {k.removeprefix("base_model."): v for k, v in trained.items()}
+                if any(k.startswith("model.model.") for k in trained):  # PeftModel's extra "model." level
+                    trained = {k.removeprefix("model."): v for k, v in trained.items()}
+                state.update(trained)
+            state = self._merge_lora(state)
+        return {k: v for k, v in state.items() if not k.endswith(".inv_freq")}  # rotary buffers of old saves
+
+    def _merge_lora(self, state: dict) -> dict:
+        """Apply the PEFT adapter in `self.ckpt` to the LLM part of `state` (merge_and_unload)."""
+        import transformers
+
+        try:
+            from peft import PeftModel
+        except ImportError:
+            raise CheckpointError(f"{self.ckpt}: a LoRA adapter needs the `peft` package (pip install peft)") from None
+        cfg = read_config(self.base)
+        text_cfg = self._text_config(cfg, self.base / "config.json", state)
+        llm_keys = [k for k in state if _is_llm_key(k)]
+        llama_cls = getattr(transformers, text_cfg.__class__.__name__.replace("Config", "ForCausalLM"))
+        llama = llama_cls.from_pretrained(None, config=text_cfg, state_dict={k: state[k] for k in llm_keys})
+        try:
+            with peft_quiet():
+                merged = PeftModel.from_pretrained(llama, str(self.ckpt), is_trainable=False).merge_and_unload()
+        except (OSError, ValueError, RuntimeError, KeyError) as e:
+            raise CheckpointError(f"{self.ckpt}: cannot apply the LoRA adapter: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        out = {k: v for k, v in state.items() if k not in llm_keys}
+        out.update({k: v.detach() for k, v in merged.state_dict().items()})
+        return out
+
+    def _tower_dir(self, cfg: dict, given: Path | None) -> Path:
+        if given is not None:
+            given = Path(given)
+            if not (given / "config.json").is_file():
+                raise CheckpointError(f"--vision-tower {given}: not a folder with config.json (a CLIP vision model saved by transformers)")
+            return given.resolve()
+        named = cfg.get("mm_vision_tower") or cfg.get("vision_tower")
+        if not named:
+            raise CheckpointError(f"{self.ckpt / 'config.json'}: mm_vision_tower: missing; pass --vision-tower DIR (a local CLIP vision tower)")
+        # the original resolves it against the working directory; a copied checkpoint folder keeps
+        # its tower next to it more often, so that comes first
+        for cand in (self.ckpt / named, Path.cwd() / named):  # an absolute path stays itself
+            if (cand / "config.json").is_file():
+                return cand.resolve()
+        raise CheckpointError(
+            f"{self.ckpt / 'config.json'}: mm_vision_tower: {named} is not a local folder (the original code downloads it); "
+            "pass --vision-tower DIR with a local copy"
+        )
+
+    def _text_config(self, cfg: dict, cfg_path: Path, state: dict):
+        import transformers
+
+        arch = (cfg.get("architectures") or ["LlavaLlamaForCausalLM"])[0]
+        if "hidden_size" not in cfg and self.base is not None:  # a bare stage-1 config: the LLM's is in base
+            cfg = {**read_config(self.base), **cfg}
+        cls = getattr(transformers, _TEXT_CONFIGS.get(arch, "LlamaConfig"))
+        fields = {k: v for k, v in cfg.items() if not _NOT_TEXT.match(k) and k not in ("architectures", "model_type", "auto_map")}
+        # 4.3x-era keys, converted here: transformers 5 warns on rope_scaling (FutureWarning)
+        theta, scaling = fields.pop("rope_theta", None), fields.pop("rope_scaling", None)
+        if "rope_parameters" not in fields and (theta is not None or scaling):
+            rope = {"rope_type": "default", "rope_theta": 10000.0 if theta is None else theta}
+            if scaling:
+                rope.update({k: v for k, v in scaling.items() if k != "type"}, rope_type=scaling.get("rope_type") or scaling.get("type", "default"))
+            fields["rope_parameters"] = rope
+        emb = state.get("model.embed_tokens.weight")
+        if emb is not None:  # the weights decide: a resized vocabulary (<im_patch>) is not always in the config
+            fields["vocab_size"] = int(emb.shape[0])
+        try:
+            return cls(**fields)
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{cfg_path}: not a valid {cls.__name__}: {e}".splitlines()[0]) from None
+
+    def _tokenizer(self, text_cfg):
+        import transformers
+
+        folder = self.ckpt if _has_tokenizer(self.ckpt) else self.base
+        if folder is None or not _has_tokenizer(folder):
+            raise CheckpointError(f"{self.ckpt}: no tokenizer files (tokenizer.json / tokenizer.model), here or in --base")
+        try:
+            # config= so that AutoTokenizer does not read config.json (model_type llava_llama is unknown to it)
+            tok = transformers.AutoTokenizer.from_pretrained(folder, config=text_cfg, local_files_only=True, trust_remote_code=False)
+        except (OSError, ValueError, KeyError) as e:
+            raise CheckpointError(f"{folder}: cannot load the tokenizer: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        tok.chat_template = None  # the original format has none: the template comes from --template / the profile
+        return tok
+
+    def _build(self, opts: dict, text_cfg, tower_dir: Path, state: dict, tok, load_kw: dict):
+        """The HF model (weights loaded, missing ones reported in original names) and its processor."""
+        import torch
+        import transformers
+        from tokenizers import AddedToken
+
+        try:
+            vision_cfg = transformers.CLIPVisionConfig.from_pretrained(tower_dir, local_files_only=True)
+            image_processor = transformers.AutoImageProcessor.from_pretrained(tower_dir, local_files_only=True)
+            tower = transformers.CLIPVisionModel.from_pretrained(tower_dir, local_files_only=True)
+        except (OSError, ValueError, KeyError) as e:
+            raise CheckpointError(f"{tower_dir}: cannot load the vision tower: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        mm_hidden = opts["mm_hidden_size"]
+        if mm_hidden is not None and mm_hidden != vision_cfg.hidden_size:
+            raise CheckpointError(
+                f"{self.ckpt / 'config.json'}: mm_hidden_size: {mm_hidden}, but the vision tower {tower_dir} has hidden size {vision_cfg.hidden_size}"
+            )
+
+        # the original splices id -200 where <image> stood; transformers wants a real token id
+        image_id = tok.convert_tokens_to_ids("<image>")
+        if image_id is None or image_id == tok.unk_token_id:
+            tok.add_tokens([AddedToken("<image>", special=True, normalized=False)], special_tokens=True)
+            image_id = tok.convert_tokens_to_ids("<image>")
+
+        ptype = opts["projector_type"]
+        common = {
+            "vision_config": vision_cfg,
+            "text_config": text_cfg,
+            "image_token_index": image_id,
+            "projector_hidden_act": "gelu" if ptype == "mlp2x_gelu" else "linear",
+            "vision_feature_layer": opts["layer"],
+            "vision_feature_select_strategy": opts["strategy"],
+            "tie_word_embeddings": False,
+        }
+        # the original reads each pinpoint as (width, height), transformers as (height, width): swapped,
+        # both pick the same grid (v1.6's list is symmetric, but ties go to the first that fits)
+        pinpoints = [[b, a] for a, b in opts["pinpoints"]] if opts["aspect"] == "anyres" else None
+        if pinpoints:
+            config = transformers.LlavaNextConfig(image_grid_pinpoints=pinpoints, **common)
+            cls = transformers.LlavaNextForConditionalGeneration
+        else:
+            config = transformers.LlavaConfig(**common)
+            cls = transformers.LlavaForConditionalGeneration
+        config.architectures = [cls.__name__]
+
+        with torch.device("meta"):
+            expected = set(cls(config).state_dict())
+        hf_state, origin = _to_hf(state, ptype, tower, text_cfg.hidden_size, vision_cfg.hidden_size)
+        unexpected = sorted(origin[k] for k in hf_state if k not in expected)
+        missing = sorted(expected - set(hf_state))
+        model, info = cls.from_pretrained(
+            None, config=config, state_dict={k: v for k, v in hf_state.items() if k in expected},
+            output_loading_info=True, **load_kw,
+        )
+        info = {
+            "missing_keys": sorted({_original_name(k, ptype) for k in missing} | {_original_name(k, ptype) for k in info.get("missing_keys", [])}),
+            "unexpected_keys": unexpected,
+            "mismatched_keys": sorted(info.get("mismatched_keys", [])),
+        }
+        if image_id >= model.get_input_embeddings().num_embeddings:
+            _grow_input_embeddings(model, image_id + 1)
+        model.generation_config = self._generation_config(tok)
+
+        proc_kw = {
+            "tokenizer": tok,
+            "patch_size": vision_cfg.patch_size,
+            "vision_feature_select_strategy": opts["strategy"],
+            "num_additional_image_tokens": 1,  # CLIP's CLS token (dropped again by strategy "default")
+            "image_token": "<image>",
+            "chat_template": None,
+        }
+        if pinpoints:
+            next_cls = transformers.LlavaNextImageProcessor if transformers.utils.is_torchvision_available() else transformers.LlavaNextImageProcessorPil
+            keep = ("size", "crop_size", "image_mean", "image_std", "resample", "rescale_factor", "do_convert_rgb", "do_normalize")
+            image_processor = next_cls(image_grid_pinpoints=pinpoints, **{k: getattr(image_processor, k) for k in keep if hasattr(image_processor, k)})
+            processor = transformers.LlavaNextProcessor(image_processor=image_processor, **proc_kw)
+        else:
+            processor = transformers.LlavaProcessor(image_processor=image_processor, **proc_kw)
+        return model, info, processor
+
+    def _generation_config(self, tok):
+        """bos/eos/pad only: a Vicuna generation_config.json's sampling settings would only warn under greedy."""
+        from transformers import GenerationConfig
+
+        ids = {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}
+        for folder in (self.ckpt, self.base):
+            if folder is not None and (folder / "generation_config.json").is_file():
+                loaded = GenerationConfig.from_pretrained(folder, local_files_only=True)
+                ids.update({k: getattr(loaded, k) for k in ids if getattr(loaded, k, None) is not None})
+                break
+        return GenerationConfig(**ids)
+
+    def _template(self, template: str | None) -> tuple[str, str]:
+        if template:
+            return template, "--template"
+        bundled = bool(self.profile.source) and Path(self.profile.source).resolve().parent == PROFILE_DIR.resolve()
+        if not bundled:
+            return self.profile.template, f"profile {self.profile.name} ({self.profile.source})"
+        # the original picks it from the directory name; we never guess: say what we used
+        name = self.profile.template or DEFAULT_TEMPLATE
+        print(
+            f"vibes-eval: {self.ckpt}: the original LLaVA format records no conversation template; "
+            f"using {name} (LLaVA-1.5's); pass --template NAME if it was trained with another",
+            file=sys.stderr,
+        )
+        return name, "default for the original LLaVA format (nothing names one; pass --template to choose)"
+
+    # -- HFAdapter hooks ---------------------------------------------------------------------
+    def _inputs(self, prompts: list[str], images: list, padding_side: str = "left"):
+        if self._pad_color is not None:
+            images = [expand2square(im, self._pad_color) for im in images]
+        return super()._inputs(prompts, images, padding_side)
+
+    def describe(self, sample_images: list[Path] | None = None) -> dict:
+        """HFAdapter's fingerprint, plus the original format's layout, base and vision tower."""
+        fp = super().describe(sample_images)
+        fp["loader"] = "llava_repo"
+        fp["architecture"] = self.options["architecture"]
+        fp["converted_to"] = type(self.model).__name__
+        fp["original_format"] = {
+            "layout": self.layout,
+            "base": str(self.base) if self.base else None,
+            "vision_tower": str(self.vision_tower_dir),
+            "projector_type": self.options["projector_type"],
+            "image_aspect_ratio": self.options["aspect"],
+        }
+        if self.base is not None:
+            fp["weights"].update({f"base/{k}": v for k, v in _hash_weights(self.base).items()})
+        return fp
+
+
+# -- key names -------------------------------------------------------------------------------------
+def _is_llm_key(key: str) -> bool:
+    return (key.startswith("model.") or key.startswith("lm_head.")) and not key.startswith(
+        ("model.mm_projector.", "model.vision_tower.", "model.image_newline", "model.vision_resampler.")
+    )
+
+
+def _to_hf(state: dict, ptype: str, tower, text_hidden: int, vision_hidden: int) -> tuple[dict, dict]:
+    """Original names -> this transformers' module names; also {hf name: original name}.
+
+    DESIGN.md gives the mapping to the hub-era HF layout; we map straight to the names the model
+    itself expects (5.x: `model.language_model.*`, tower keys without `vision_model.`), so the
+    missing and unexpected keys are computed in one naming.
+    """
+    import torch
+
+    out, origin = {}, {}
+
+    def put(hf: str, orig: str, value) -> None:
+        out[hf], origin[hf] = value, orig
+
+    tower_keys = set(tower.state_dict())
+    in_ckpt = {}
+    for key, value in state.items():
+        if key.startswith("model.vision_tower.vision_tower."):  # a fresh training save keeps the tower
+            rest = key[len("model.vision_tower.vision_tower.") :]
+            in_ckpt[rest if rest in tower_keys else rest.removeprefix("vision_model.")] = (key, value)
+        elif key.startswith("model.mm_projector."):
+            rest = key[len("model.mm_projector.") :]
+            if ptype == "mlp2x_gelu":
+                slot, _, param = rest.partition(".")
+                put(f"model.multi_modal_projector.{_PROJECTOR_SLOTS.get(slot, slot)}.{param}", key, value)
+            else:
+                put(f"model.multi_modal_projector.linear_1.{rest}", key, value)
+        elif key == "model.image_newline":
+            put("model.image_newline", key, value)
+        elif key.startswith("lm_head."):
+            put(key, key, value)
+        elif key.startswith("model."):
+            put("model.language_model." + key[len("model.") :], key, value)
+        else:
+            put(key, key, value)  # unknown: reported as unexpected
+    # the tower: its own folder's weights, unless the checkpoint carries (fine-tuned) ones
+    for key, value in tower.state_dict().items():
+        orig, value = in_ckpt.pop(key, (f"vision_tower/{key}", value))
+        put(f"model.vision_tower.{key}", orig, value)
+    for key, (orig, value) in in_ckpt.items():
+        put(f"model.vision_tower.{key}", orig, value)
+    # linear / identity projectors are one Linear (or none); transformers' has two, the rest identity
+    if ptype in ("linear", "identity"):
+        put("model.multi_modal_projector.linear_2.weight", "(identity)", torch.eye(text_hidden))
+        put("model.multi_modal_projector.linear_2.bias", "(identity)", torch.zeros(text_hidden))
+    if ptype == "identity":
+        put("model.multi_modal_projector.linear_1.weight", "(identity)", torch.eye(text_hidden, vision_hidden))
+        put("model.multi_modal_projector.linear_1.bias", "(identity)", torch.zeros(text_hidden))
+    return out, origin
+
+
+def _original_name(hf_key: str, ptype: str) -> str:
+    """The original checkpoint's name for a tensor transformers expects (for missing-key reports)."""
+    if hf_key.startswith("model.multi_modal_projector."):
+        layer, _, param = hf_key[len("model.multi_modal_projector.") :].partition(".")
+        if ptype != "mlp2x_gelu":
+            return f"model.mm_projector.{param}"
+        slot = {v: k for k, v in _PROJECTOR_SLOTS.items()}.get(layer, layer)
+        return f"model.mm_projector.{slot}.{param}"
+    if hf_key.startswith("model.language_model."):
+        return "model." + hf_key[len("model.language_model.") :]
+    if hf_key.startswith("model.vision_tower."):
+        return "vision_tower/" + hf_key[len("model.vision_tower.") :]
+    return hf_key
+
+
+def _grow_input_embeddings(model, rows: int) -> None:
+    """Add input-embedding rows for the added <image> token; the output head keeps its size.
+
+    The rows are never read (image features replace them), and leaving lm_head alone keeps the
+    logits, so the likelihoods, exactly the original's: the model can never emit <image>.
+    """
+    import torch
+
+    old = model.get_input_embeddings()
+    new = torch.nn.Embedding(rows, old.embedding_dim, padding_idx=old.padding_idx, dtype=old.weight.dtype, device=old.weight.device)
+    with torch.no_grad():
+        new.weight[: old.num_embeddings] = old.weight
+        new.weight[old.num_embeddings :] = old.weight.mean(0)
+    model.set_input_embeddings(new)

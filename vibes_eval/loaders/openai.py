@@ -1,0 +1,294 @@
+"""The OpenAI-compatible loader: a checkpoint behind a chat-completions server (vLLM, SGLang, TGI, `vibes-eval serve`).
+
+`OpenAIAdapter(base_url, model)` talks to `POST {base_url}/v1/chat/completions` with the
+stdlib (urllib), one request per prompt, a few at a time. It serves the Adapter interface
+except likelihoods: servers do not return the teacher-forced log-likelihood of a given
+answer, so `supports_scoring` is False and the runner skips those probes (the
+counterfactual answers still run). The API key comes from `$VIBES_EVAL_API_KEY`, else
+`$OPENAI_API_KEY`.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import json
+import os
+import platform
+import socket
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from vibes_eval.loaders.detect import CheckpointError, Profile
+from vibes_eval.records import Request, Response
+
+__all__ = ["API_KEY_ENV", "OpenAIAdapter", "RemoteError", "add_openai_arguments", "api_root"]
+
+API_KEY_ENV = ("VIBES_EVAL_API_KEY", "OPENAI_API_KEY")
+"""Environment variables read for the API key, first set wins."""
+DEFAULT_CONCURRENCY = 4
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_TRIES = 3
+RETRY_AFTER_CAP = 20.0  # seconds: a server's Retry-After beyond this is not worth waiting for in a smoke test
+_FINISH = {"stop": "eos", "eos": "eos", "length": "length"}
+
+
+class RemoteError(Exception):
+    """One failed HTTP exchange, worded `HTTP 404 from URL: message` (or `cannot connect to URL: why`)."""
+
+    def __init__(self, message: str, *, status: int | None = None, retry: bool = False, retry_after: float | None = None):
+        super().__init__(message)
+        self.status = status
+        self.retry = retry
+        self.retry_after = retry_after
+
+
+def api_root(base_url: str) -> str:
+    """`base_url` without a trailing slash or `/v1`: 'http://h:8000/v1/' -> 'http://h:8000'.
+
+    Raises:
+        ValueError: not an http(s) URL (a usage error).
+    """
+    url = (base_url or "").strip().rstrip("/")
+    if not url.lower().startswith(("http://", "https://")) or len(url.split("://", 1)[1]) == 0:
+        raise ValueError(f"--base-url: expected an http:// or https:// URL, got {base_url!r}")
+    return url[: -len("/v1")] if url.endswith("/v1") else url
+
+
+def _api_key(explicit: str | None) -> str | None:
+    return explicit or next((os.environ[v] for v in API_KEY_ENV if os.environ.get(v)), None)
+
+
+def _server_message(body: bytes) -> str:
+    """The human part of an error body: OpenAI's {"error": {"message"}}, FastAPI's {"detail"}, or the text."""
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return " ".join(text.split())[:300] or "(empty body)"
+    err = data.get("error", data.get("detail", data.get("message"))) if isinstance(data, dict) else None
+    if isinstance(err, dict):
+        err = err.get("message") or err
+    return " ".join(str(err if err is not None else data).split())[:300]
+
+
+def _encode_png(image) -> str:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+class OpenAIAdapter:
+    """A model behind an OpenAI-compatible chat-completions server, behind the Adapter interface."""
+
+    supports_scoring = False
+    """Servers give no teacher-forced log-likelihoods: the runner skips those probes with a note."""
+    template_name = None
+    """The server applies its own chat template; we cannot see or change it."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        profile: Profile | None = None,
+        *,
+        api_key: str | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        timeout: float = DEFAULT_TIMEOUT,
+        tries: int = DEFAULT_TRIES,
+        backoff: float = 0.5,
+    ):
+        """Check once that the server answers (GET /v1/models), without retries.
+
+        Args:
+            base_url: the server, with or without a trailing `/v1`.
+            model: the model name the server serves (the `model` field of each request).
+            profile: the adapter profile (adapters/openai.yaml), for the fingerprint.
+            api_key: sent as a Bearer token; default `$VIBES_EVAL_API_KEY`, else `$OPENAI_API_KEY`.
+            concurrency: requests in flight at once.
+            timeout: seconds to wait for the server on each request.
+            tries: attempts per request on connection errors, timeouts, 429 and 5xx (at least 1).
+            backoff: seconds before the first retry; doubles each time.
+
+        Raises:
+            ValueError: a bad argument (a usage error).
+            CheckpointError: the server cannot be reached, or refuses the API key (one line naming the URL).
+        """
+        if not model:
+            raise ValueError("--model: the model name the server serves is required")
+        if concurrency < 1 or timeout <= 0 or tries < 1:
+            raise ValueError("--concurrency and --timeout must be positive")
+        self.root = api_root(base_url)
+        self.base_url = self.root + "/v1"
+        self.model = model
+        self.profile = profile
+        self.concurrency, self.timeout, self.tries, self.backoff = concurrency, float(timeout), tries, backoff
+        self._key = _api_key(api_key)
+        self._images: dict[tuple[str, str], str] = {}  # each image is encoded once per run
+        self.server_info, self.server_note = self._probe_server()
+
+    # -- HTTP -------------------------------------------------------------------------------
+    def _call(self, method: str, path: str, payload: dict | None = None) -> Any:
+        """One exchange; the parsed JSON body, or RemoteError saying what happened and whether to retry."""
+        url = self.base_url + path
+        headers = {"Accept": "application/json", "User-Agent": "vibes-eval"}
+        data = None
+        if payload is not None:
+            data = json.dumps(payload).encode()
+            headers["Content-Type"] = "application/json"
+        if self._key:
+            headers["Authorization"] = f"Bearer {self._key}"
+        req = urllib.request.Request(url, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                body = resp.read()
+        except urllib.error.HTTPError as e:
+            with e:  # an HTTPError holds the open response: close it
+                body, status = e.read(), e.code
+                after = e.headers.get("Retry-After") if e.headers else None
+            hint = f" (set {' or '.join(API_KEY_ENV)})" if status in (401, 403) else ""
+            try:
+                wait = float(after) if after is not None else None
+            except ValueError:  # an HTTP date: rare; our own backoff will do
+                wait = None
+            raise RemoteError(f"HTTP {status} from {url}: {_server_message(body)}{hint}", status=status,
+                              retry=status == 429 or status >= 500, retry_after=wait) from None
+        except (OSError, http.client.HTTPException) as e:  # URLError, refused, reset, timeout, bad status line
+            reason = getattr(e, "reason", e)
+            why = f"timed out after {self.timeout:g} s" if isinstance(reason, (TimeoutError, socket.timeout)) else (str(reason) or type(reason).__name__)
+            raise RemoteError(f"cannot connect to {url}: {why}", retry=True) from None
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise RemoteError(f"HTTP 200 from {url}: not JSON: {_server_message(body)}") from None
+
+    def _call_with_retries(self, method: str, path: str, payload: dict | None = None) -> Any:
+        for attempt in range(self.tries):
+            try:
+                return self._call(method, path, payload)
+            except RemoteError as e:
+                if not e.retry or attempt == self.tries - 1:
+                    if e.retry and self.tries > 1:
+                        raise RemoteError(f"{e} (after {self.tries} tries)", status=e.status) from None
+                    raise
+                wait = self.backoff * 2**attempt
+                if e.retry_after is not None:
+                    wait = min(max(wait, e.retry_after), RETRY_AFTER_CAP)
+                time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _probe_server(self) -> tuple[dict | None, str | None]:
+        """GET /v1/models once: our model's entry (or None and why). Unreachable or 401/403: CheckpointError."""
+        try:
+            listing = self._call("GET", "/models")
+        except RemoteError as e:
+            if e.status is None or e.status in (401, 403):
+                raise CheckpointError(str(e)) from None
+            return None, f"GET /v1/models: {e}"  # some servers do not list models; chat may still work
+        entries = listing.get("data") if isinstance(listing, dict) else None
+        if not isinstance(entries, list):
+            return None, "GET /v1/models: no `data` list in the answer"
+        for entry in entries:
+            if isinstance(entry, dict) and entry.get("id") == self.model:
+                # `created` is the server's start time: it would make two runs' fingerprints differ
+                return {k: v for k, v in entry.items() if k != "created"}, None
+        names = ", ".join(str(e.get("id")) for e in entries if isinstance(e, dict))[:200]
+        return None, f"model {self.model!r} is not among the server's models ({names or 'none'})"
+
+    # -- the Adapter interface ----------------------------------------------------------------
+    def _image_uri(self, path: Path | None, variant: str) -> str:
+        from vibes_eval.loaders.hf import load_image
+
+        if path is None:
+            raise ValueError("the request has no image file")
+        key = (str(path), "blank" if variant == "blank" else "real")
+        if key not in self._images:
+            self._images[key] = _encode_png(load_image(Path(path), key[1]))
+        return self._images[key]
+
+    def _one(self, r: Request) -> Response:
+        def error(msg: str) -> Response:
+            return Response(prompt_id=r.prompt_id, variant=r.variant, finish="error", error=msg)
+
+        if r.template:
+            return error(f"template {r.template!r} was asked for, but the server applies its own chat template")
+        try:
+            uri = self._image_uri(r.image, r.variant)
+        except Exception as e:  # noqa: BLE001 - an unreadable image is this prompt's error, not the run's
+            return error(f"{r.image}: cannot read image: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        payload = {
+            "model": self.model,
+            "messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": uri}},
+                {"type": "text", "text": r.question},
+            ]}],
+            "max_tokens": r.max_new_tokens,
+            "temperature": 0,
+        }
+        if self.profile is not None and self.profile.stop_strings:
+            payload["stop"] = list(self.profile.stop_strings)
+        try:
+            data = self._call_with_retries("POST", "/chat/completions", payload)
+        except RemoteError as e:
+            return error(str(e))
+        try:
+            choice = data["choices"][0]
+            content = choice["message"].get("content")
+        except (KeyError, IndexError, TypeError, AttributeError):
+            return error(f"{self.base_url}/chat/completions: no choices[0].message in the answer: {json.dumps(data)[:200]}")
+        if isinstance(content, list):  # some servers answer in content parts
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        tokens = usage.get("completion_tokens")
+        return Response(
+            prompt_id=r.prompt_id, variant=r.variant, text=(content or "").strip(),
+            new_tokens=tokens if isinstance(tokens, int) and tokens >= 0 else 0,
+            finish=_FINISH.get(choice.get("finish_reason"), "eos"),
+        )
+
+    def generate(self, requests: list[Request]) -> list[Response]:
+        """One chat completion per request, `concurrency` at a time; an HTTP failure is an error Response."""
+        if not requests:
+            return []
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests)), thread_name_prefix="vibes-openai") as pool:
+            return list(pool.map(self._one, requests))
+
+    def score(self, requests: list[Request], targets: list[str]) -> list[float | None]:
+        """Not available: chat-completions servers do not score a given answer. Check `supports_scoring`."""
+        raise NotImplementedError("an OpenAI-compatible server gives no teacher-forced log-likelihoods")
+
+    def describe(self, sample_images: list[Path] | None = None) -> dict:
+        """The fingerprint: which server and model, as far as the server tells (see DESIGN.md, 'fingerprint')."""
+        from vibes_eval import __version__
+
+        fp = {
+            "architecture": "remote",
+            "loader": "openai",
+            "profile": self.profile.name if self.profile else "openai",
+            "base_url": self.base_url,
+            "model": self.model,
+            "template": "server chat template",
+            "dtype": "unknown",
+            "device": "remote",
+            "server": self.server_info,
+            "request": {"temperature": 0, "concurrency": self.concurrency, "timeout_s": self.timeout, "tries": self.tries},
+            "versions": {"vibes_eval": __version__, "python": platform.python_version()},
+        }
+        if self.server_note:
+            fp["server_note"] = self.server_note
+        return fp
+
+
+def add_openai_arguments(parser) -> None:
+    """The `run` flags of the openai loader: --base-url, --model, --concurrency, --timeout."""
+    g = parser.add_argument_group("OpenAI-compatible server (--adapter openai)")
+    g.add_argument("--base-url", metavar="URL",
+                   help="server URL, with or without /v1 (API key from $VIBES_EVAL_API_KEY, else $OPENAI_API_KEY)")
+    g.add_argument("--model", metavar="NAME", help="model name the server serves")
+    g.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N", help="requests in flight at once (default: 4)")
+    g.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S", help="seconds per request (default: 60)")

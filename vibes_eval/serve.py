@@ -1,0 +1,306 @@
+"""`vibes-eval serve CKPT`: a minimal OpenAI-compatible server over a local checkpoint.
+
+Just enough of the API for `vibes-eval run --adapter openai` (and its tests) to talk to a
+checkpoint as it would to vLLM: `GET /v1/models` and `POST /v1/chat/completions` with one
+user message holding one image (a data: URI) and one text part, greedy decoding. Answers
+come from the Adapter's own `generate`, so a served checkpoint answers exactly as it does
+in-process. Built on the stdlib's ThreadingHTTPServer: no new dependency, no streaming,
+no authentication unless `api_key` is given; it binds to 127.0.0.1 unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import re
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from vibes_eval.records import Request
+
+__all__ = ["MAX_BODY", "MAX_TOKENS", "add_serve_parser", "serve", "serve_command"]
+
+MAX_BODY = 32 << 20  # bytes: a base64 PNG of a large photo fits many times over
+MAX_TOKENS = 4096
+_DATA_URI = re.compile(r"data:image/[\w.+-]+;base64,(?P<data>.*)", re.DOTALL)
+
+
+class _BadRequest(Exception):
+    """The request cannot be served: an HTTP status and a message for the client."""
+
+    def __init__(self, status: int, message: str, code: str = "invalid_request_error"):
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+class _App:
+    """What every handler thread shares: the adapter, its lock, the served model name."""
+
+    def __init__(self, adapter, model_name: str, api_key: str | None, log):
+        self.adapter, self.model_name, self.api_key, self.log = adapter, model_name, api_key, log
+        self.lock = threading.Lock()  # the HF model is not thread-safe: one generate at a time
+        self.created = int(time.time())
+
+    def model_entry(self) -> dict:
+        a = self.adapter
+        return {
+            "id": self.model_name,
+            "object": "model",
+            "created": self.created,
+            "owned_by": "vibes-eval",
+            "root": str(getattr(a, "ckpt", "")) or None,
+            "template": getattr(a, "template_name", None) or "checkpoint chat template",
+            "loader": getattr(getattr(a, "profile", None), "loader", None),
+        }
+
+    def complete(self, body: dict) -> dict:
+        """A chat.completion for one validated request body; _BadRequest for anything we do not serve."""
+        if not isinstance(body, dict):
+            raise _BadRequest(400, "the body must be a JSON object")
+        model = body.get("model")
+        if not isinstance(model, str):
+            raise _BadRequest(400, "`model` is required (a string)")
+        if model != self.model_name:
+            raise _BadRequest(404, f"model {model!r} not found; this server serves {self.model_name!r}", "model_not_found")
+        if body.get("stream"):
+            raise _BadRequest(400, "streaming is not supported")
+        if body.get("n") not in (None, 1):
+            raise _BadRequest(400, "`n` must be 1")
+        temperature = body.get("temperature")
+        if temperature is not None and (not isinstance(temperature, (int, float)) or temperature != 0):
+            raise _BadRequest(400, "this server decodes greedily: `temperature` must be 0 (or absent)")
+        limit = next((body[k] for k in ("max_tokens", "max_completion_tokens") if body.get(k) is not None), 64)
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_TOKENS:
+            raise _BadRequest(400, f"`max_tokens` must be an integer from 1 to {MAX_TOKENS}")
+        image, question = _one_image_and_text(body.get("messages"))
+        with tempfile.TemporaryDirectory(prefix="vibes-serve-") as tmp:
+            # the Adapter's generate takes image files: reuse its exact path rather than a second one
+            path = Path(tmp) / "image.png"
+            image.save(path, format="PNG")
+            req = Request(prompt_id="serve", image=path, question=question, max_new_tokens=limit)
+            with self.lock:
+                resp = self.adapter.generate([req])[0]
+        if resp.finish == "error":
+            raise _BadRequest(500, resp.error or "generation failed", "server_error")
+        return {
+            "id": "chatcmpl-" + uuid.uuid4().hex[:24],
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model_name,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": resp.text},
+                "finish_reason": "length" if resp.finish == "length" else "stop",
+            }],
+            # prompt tokens are not counted: that would take a second pass through the processor
+            "usage": {"completion_tokens": resp.new_tokens, "total_tokens": resp.new_tokens},
+        }
+
+
+def _one_image_and_text(messages):
+    """(PIL image, question) from `[{"role": "user", "content": [image_url part, text part]}]`."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not isinstance(messages, list) or len(messages) != 1 or not isinstance(messages[0], dict):
+        raise _BadRequest(400, "`messages` must hold exactly one user message")
+    msg = messages[0]
+    if msg.get("role") != "user" or not isinstance(msg.get("content"), list):
+        raise _BadRequest(400, "the message must have role 'user' and a list of content parts")
+    parts = msg["content"]
+    images = [p for p in parts if isinstance(p, dict) and p.get("type") == "image_url"]
+    texts = [p for p in parts if isinstance(p, dict) and p.get("type") == "text"]
+    if len(images) != 1 or len(texts) != 1 or len(parts) != 2:
+        raise _BadRequest(400, "the message content must be one image_url part and one text part")
+    url = images[0].get("image_url")
+    url = url.get("url") if isinstance(url, dict) else url
+    text = texts[0].get("text")
+    if not isinstance(text, str):
+        raise _BadRequest(400, "the text part needs a `text` string")
+    m = _DATA_URI.fullmatch(url) if isinstance(url, str) else None
+    if m is None:  # no fetching of http URLs: the server reaches nothing beyond its client
+        raise _BadRequest(400, "image_url.url must be a data:image/...;base64, URI")
+    try:
+        raw = base64.b64decode(m.group("data"), validate=True)
+        with Image.open(io.BytesIO(raw)) as im:
+            image = im.convert("RGB")
+    except (binascii.Error, ValueError, OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
+        raise _BadRequest(400, f"image_url: not a decodable image: {type(e).__name__}") from None
+    return image, text
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "vibes-eval-serve"
+
+    @property
+    def app(self) -> _App:
+        return self.server.app  # type: ignore[attr-defined]
+
+    def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
+        if self.app.log:
+            self.app.log(f"{self.address_string()} {format % args}")
+
+    def _send(self, status: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: int, message: str, code: str = "invalid_request_error") -> None:
+        kind = "server_error" if status >= 500 else "invalid_request_error"
+        self._send(status, {"error": {"message": message, "type": kind, "code": code}})
+
+    def _authorized(self) -> bool:
+        if self.app.api_key and self.headers.get("Authorization") != f"Bearer {self.app.api_key}":
+            self._error(401, "missing or wrong API key", "invalid_api_key")
+            return False
+        return True
+
+    def do_GET(self):  # noqa: N802 - the stdlib's name
+        if not self._authorized():
+            return
+        entry = self.app.model_entry()
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if path == "/v1/models":
+            self._send(200, {"object": "list", "data": [entry]})
+        elif path.startswith("/v1/models/"):
+            name = path[len("/v1/models/"):]
+            if name == entry["id"]:
+                self._send(200, entry)
+            else:
+                self._error(404, f"model {name!r} not found; this server serves {entry['id']!r}", "model_not_found")
+        else:
+            self._error(404, f"no such endpoint: GET {path or '/'}", "not_found")
+
+    def do_POST(self):  # noqa: N802 - the stdlib's name
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if path != "/v1/chat/completions":
+            self._error(404, f"no such endpoint: POST {path or '/'}", "not_found")
+            return
+        if not self._authorized():
+            return
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            self._error(411, "Content-Length is required")
+            return
+        if not 0 < length <= MAX_BODY:
+            self._error(413 if length > MAX_BODY else 400, f"the body must be 1 to {MAX_BODY} bytes")
+            return
+        try:
+            body = json.loads(self.rfile.read(length))
+        except (ValueError, UnicodeDecodeError):
+            self._error(400, "the body is not valid JSON")
+            return
+        try:
+            self._send(200, self.app.complete(body))
+        except _BadRequest as e:
+            self._error(e.status, str(e), e.code)
+        except Exception as e:  # noqa: BLE001 - the client gets the crash's words, the server keeps serving
+            self._error(500, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", "server_error")
+
+
+def serve(adapter, host: str = "127.0.0.1", port: int = 0, *, model_name: str | None = None,
+          api_key: str | None = None, log=None) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    """Serve `adapter` on http://host:port/v1 from a background thread.
+
+    Args:
+        adapter: a loaded Adapter (its `generate` answers every request, one at a time).
+        host: the interface to bind; keep 127.0.0.1 unless the network is trusted (no authentication by default).
+        port: 0 picks a free port (read it back from `server.server_address[1]`).
+        model_name: the name clients must send as `model`; default the checkpoint folder's name.
+        api_key: if set, requests must carry `Authorization: Bearer <api_key>`.
+        log: optional callable taking one line per request.
+
+    Returns:
+        (server, thread): stop with `server.shutdown(); server.server_close()`.
+    """
+    name = model_name or Path(str(getattr(adapter, "ckpt", "model"))).name or "model"
+    server = ThreadingHTTPServer((host, port), _Handler)
+    server.daemon_threads = True  # a client that hangs up mid-request never blocks shutdown
+    server.app = _App(adapter, name, api_key, log)  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, name=f"vibes-serve-{name}", daemon=True)
+    thread.start()
+    return server, thread
+
+
+def add_serve_parser(subparsers):
+    """Define `vibes-eval serve CKPT [--host 127.0.0.1] [--port 8000] ...`; returns the sub-parser."""
+    p = subparsers.add_parser(
+        "serve",
+        help="serve a checkpoint as an OpenAI-compatible chat-completions server (for --adapter openai)",
+        description="A minimal OpenAI-compatible server (GET /v1/models, POST /v1/chat/completions) over a local checkpoint.",
+    )
+    p.add_argument("checkpoint", metavar="CKPT", type=Path, help="checkpoint folder")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1; there is no authentication without --api-key-env)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    p.add_argument("--model-name", help="the model name clients send (default: the checkpoint folder's name)")
+    p.add_argument("--api-key-env", metavar="VAR", help="require the API key held in this environment variable")
+    p.add_argument("--adapter", help="adapter profile name or YAML file (default: detected from config.json)")
+    p.add_argument("--template", help="conversation template to answer with (overrides the checkpoint's)")
+    p.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda when present)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="default: bfloat16 on GPU, float32 on CPU")
+    return p
+
+
+def serve_command(args) -> int:
+    """Load the checkpoint, serve it until Ctrl-C. Exit 2 on bad usage, 3 when the checkpoint cannot load."""
+    import os
+
+    from vibes_eval.loaders.detect import CheckpointError, detect
+
+    def fail(message: str, code: int) -> int:
+        print(f"vibes-eval: {message}", file=sys.stderr)
+        return code
+
+    if not 0 <= args.port <= 65535:
+        return fail(f"--port: {args.port} is not a port number", 2)
+    api_key = None
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            return fail(f"--api-key-env: ${args.api_key_env} is not set", 2)
+    if args.template:
+        from vibes_eval.templates import TEMPLATES
+
+        if args.template not in TEMPLATES:
+            return fail(f"--template: unknown template {args.template!r}; known: {', '.join(TEMPLATES)}", 2)
+    try:
+        profile = detect(args.checkpoint, args.adapter)
+    except ValueError as e:
+        return fail(str(e), 2)
+    except CheckpointError as e:
+        return fail(str(e), 3)
+    from vibes_eval.loaders.hf import HFAdapter
+
+    try:
+        adapter = HFAdapter(args.checkpoint, profile, device=args.device, dtype=args.dtype, template=args.template, batch_size=1)
+    except CheckpointError as e:
+        return fail(str(e), 3)
+    try:
+        server, thread = serve(adapter, args.host, args.port, model_name=args.model_name, api_key=api_key,
+                               log=lambda line: print(line, file=sys.stderr))
+    except OSError as e:  # port in use, or an address this machine does not have
+        return fail(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}", 2)
+    host, port = server.server_address[:2]
+    name = server.app.model_name  # type: ignore[attr-defined]
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+        print(f"vibes-eval: warning: listening on {args.host} without an API key; anyone who can reach it can use it", file=sys.stderr)
+    print(f"serving {args.checkpoint} as model {name!r} at http://{host}:{port}/v1 (Ctrl-C to stop)", file=sys.stderr)
+    try:
+        while thread.is_alive():
+            thread.join(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        server.server_close()
+    return 0
