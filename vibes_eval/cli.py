@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a suite on checkpoint(s) and write the scorecard (terminal, JSON, HTML)")
-    run.add_argument("checkpoints", metavar="CKPT", nargs="+", type=Path, help="checkpoint folder(s)")
+    run.add_argument("checkpoints", metavar="CKPT", nargs="*", type=Path, help="checkpoint folder(s); none with --adapter openai")
     run.add_argument("--suite", type=Path, help="suite YAML (default: suites/default.yaml; suites/shapes.yaml for toy checkpoints)")
     run.add_argument("--out", type=Path, help="report folder (default: reports/<checkpoint>-<timestamp>/)")
     run.add_argument("--adapter", help="adapter profile name or YAML file (default: detected from config.json)")
@@ -41,15 +41,20 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-warn", type=int, help="override the suite's gate: prompts allowed to warn")
     run.add_argument("--no-grounding", action="store_true", help="skip the counterfactual and likelihood probes (faster, blind to image-blindness)")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no table; the exit code and files only")
+    from vibes_eval.loaders.openai import add_openai_arguments
+
+    add_openai_arguments(run)  # --base-url, --model, --concurrency, --timeout
 
     val = sub.add_parser("validate", help="check a suite file; exit 0 or 2 with `file: field: problem`")
     val.add_argument("suite", metavar="SUITE")
 
     from vibes_eval.budget import add_budget_parser
     from vibes_eval.compare import add_compare_parser
+    from vibes_eval.serve import add_serve_parser
 
     add_budget_parser(sub)
     add_compare_parser(sub)
+    add_serve_parser(sub)
 
     demo = sub.add_parser("demo", help="build the toy zoo and run every variant through the gate")
     demo.add_argument("--out", type=Path, default=Path("reports/demo"), help="where the zoo and the reports go")
@@ -124,13 +129,20 @@ def _cmd_demo(args) -> int:
     return demo_command(args)
 
 
+def _cmd_serve(args) -> int:
+    from vibes_eval.serve import serve_command
+
+    return serve_command(args)
+
+
 def _cmd_run(args) -> int:
     from vibes_eval.run import run_command
 
     return run_command(args)
 
 
-COMMANDS = {"demo": _cmd_demo, "run": _cmd_run, "validate": _cmd_validate, "budget": _cmd_budget, "compare": _cmd_compare, "toy": _cmd_toy}
+COMMANDS = {"demo": _cmd_demo, "run": _cmd_run, "validate": _cmd_validate, "budget": _cmd_budget, "compare": _cmd_compare, "toy": _cmd_toy,
+            "serve": _cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

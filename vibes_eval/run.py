@@ -7,6 +7,7 @@ one line, exit 3, and a scorecard that says so is still written (with whatever w
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
 from pathlib import Path
 
@@ -58,9 +59,9 @@ def _stderr_console():
     return Console(stderr=True)
 
 
-def _one(ckpt: Path, args, out: Path) -> int:
+def _one(ckpt: Path | str, args, out: Path, remote: bool = False) -> int:
     err = _stderr_console()
-    suite_path = args.suite or default_suite(ckpt)
+    suite_path = args.suite or (REPO / "suites" / "default.yaml" if remote else default_suite(ckpt))
     try:
         suite = load_suite(suite_path)
     except SuiteError as e:
@@ -72,6 +73,11 @@ def _one(ckpt: Path, args, out: Path) -> int:
         _write_error(ckpt, suite, load_error_verdict(message), out, args.junit)
         return EXIT_EVAL
 
+    if remote:
+        adapter = _remote_adapter(args, err)
+        if isinstance(adapter, str):
+            return failed(adapter)
+        return _finish(_run_with_progress(suite, adapter, ckpt, gate, args, err, out), ckpt, args, err, out)
     try:
         profile = detect(ckpt, args.adapter)
     except ValueError as e:  # an unknown --adapter is a usage error, not the checkpoint's fault
@@ -93,7 +99,23 @@ def _one(ckpt: Path, args, out: Path) -> int:
             adapter = HFAdapter(ckpt, profile, device=args.device, dtype=args.dtype, template=args.template, batch_size=args.batch_size)
         except CheckpointError as e:
             return failed(str(e))
-    sc = _run_with_progress(suite, adapter, ckpt, gate, args, err, out)
+    return _finish(_run_with_progress(suite, adapter, ckpt, gate, args, err, out), ckpt, args, err, out)
+
+
+def _remote_adapter(args, err):
+    """The OpenAIAdapter for --base-url/--model, or the one-line reason it cannot reach the server."""
+    from vibes_eval.loaders.detect import profiles
+    from vibes_eval.loaders.openai import OpenAIAdapter
+
+    with err.status(f"connecting to {args.base_url} ({args.model})"):
+        try:
+            return OpenAIAdapter(args.base_url, args.model, profiles().get("openai"),
+                                 concurrency=args.concurrency, timeout=args.timeout)
+        except CheckpointError as e:
+            return str(e)
+
+
+def _finish(sc, ckpt, args, err, out) -> int:
     if sc is None:
         return EXIT_EVAL
     write_reports(sc, out, args.junit)
@@ -132,9 +154,41 @@ def _run_with_progress(suite, adapter, ckpt, gate, args, err, out):
             return None
 
 
+def _remote_usage(args) -> str | None:
+    """Why `run --adapter openai` cannot start (a usage error), or None."""
+    from vibes_eval.loaders.openai import api_root
+
+    if args.adapter not in (None, "openai"):
+        return f"--base-url: talks to a server, which needs --adapter openai (not {args.adapter!r})"
+    if args.checkpoints:
+        return "--adapter openai takes no CKPT: the server holds the model (name it with --model)"
+    if not args.base_url or not args.model:
+        return "--adapter openai needs --base-url URL and --model NAME"
+    for flag, value in (("--template", args.template), ("--device", args.device), ("--dtype", args.dtype)):
+        if value:
+            return f"{flag}: not available with --adapter openai (the server decides it)"
+    if args.concurrency < 1 or args.timeout <= 0:
+        return "--concurrency and --timeout must be positive"
+    try:
+        api_root(args.base_url)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 def run_command(args) -> int:
     """Run the suite on each checkpoint, one at a time; the exit code is the worst of them."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    if args.adapter == "openai" or args.base_url:
+        problem = _remote_usage(args)
+        if problem:
+            print(f"vibes-eval: {problem}", file=sys.stderr)
+            return EXIT_USAGE
+        safe = re.sub(r"[^\w.-]+", "-", args.model).strip("-") or "model"
+        return _one(f"{args.model} at {args.base_url}", args, args.out or (REPO / "reports" / f"{safe}-{stamp}"), remote=True)
+    if not args.checkpoints:
+        print("vibes-eval: run: give checkpoint folder(s), or --adapter openai --base-url URL --model NAME", file=sys.stderr)
+        return EXIT_USAGE
     several = len(args.checkpoints) > 1
     base = args.out or (REPO / "reports" / (f"compare-{stamp}" if several else f"{args.checkpoints[0].resolve().name}-{stamp}"))
     codes, outs = [], []

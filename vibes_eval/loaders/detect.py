@@ -30,12 +30,12 @@ class Profile(BaseModel):
 
     name: str
     description: str = ""
-    loader: Literal["hf"]
+    loader: Literal["hf", "openai"]
     """The loader code in vibes_eval/loaders/ that builds the Adapter."""
     architectures: list[str]
     """config.json `architectures[0]` values this profile serves."""
-    template: str
-    """Template (vibes_eval.templates) used when the checkpoint ships no chat template."""
+    template: str | None = None
+    """Template (vibes_eval.templates) used when the checkpoint ships no chat template (None: a server applies its own)."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     stop_strings: list[str] = []
     source: str = ""
