@@ -32,7 +32,8 @@ from vibes_eval.budget import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = REPO.parent / "shared" / "reference" / "configs"
+# verbatim copies of shared/reference/configs (metadata of published checkpoints, no weights)
+REFERENCE = Path(__file__).resolve().parent / "fixtures" / "reference_configs"
 LLAVA, LLAVA_NEXT = "LlavaForConditionalGeneration", "LlavaNextForConditionalGeneration"
 needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(), reason="shared/reference/configs not checked out")
 # Sizes that exercise every branch: square, wide, tall, tiny, extreme strips, the OneVision downscale.
