@@ -14,7 +14,7 @@ from vibes_eval.records import Request
 from vibes_eval.suite import load_suite
 
 SHAPES = Path(__file__).resolve().parents[1] / "suites" / "shapes.yaml"
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "configs"
+REFERENCE = Path(__file__).resolve().parent / "fixtures" / "reference_configs"  # real config.json files
 TOY_TEMPLATE = "llava-1.5-hf"  # the toy was trained on `USER: <image>\nQ ASSISTANT:`
 PROJECTOR = ["model.mm_projector.0.bias", "model.mm_projector.0.weight", "model.mm_projector.2.bias", "model.mm_projector.2.weight"]
 
@@ -100,7 +100,7 @@ def test_toy_build_marks_the_layouts_and_detect_finds_them(zoo_dir, tmp_path):
         assert detect(folder).loader == "llava_repo"
 
 
-@pytest.mark.skipif(not REFERENCE.is_dir(), reason="shared/reference/configs not checked out")
+@pytest.mark.skipif(not REFERENCE.is_dir(), reason="tests/fixtures/reference_configs missing")
 @pytest.mark.parametrize("name, aspect", [("liuhaotian_llava-v1.5-7b", "pad"), ("liuhaotian_llava-v1.6-vicuna-7b_TRANSCRIBED", "anyres")])
 def test_real_configs_convert(profile, name, aspect):
     from vibes_eval.loaders.llava_repo import LlavaRepoAdapter
@@ -144,6 +144,9 @@ def test_no_template_named_means_vicuna_v1_said_out_loud(layouts, profile, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "vicuna_v1" in err[0] and "--template" in err[0]
     assert adapter.processor.chat_template is None
+    named = load(layouts["full"], profile.model_copy(update={"template": "llava_llama_2"}), template=None)
+    assert (named.template_name, named.template_source) == ("llava_llama_2", "profile llava-repo")
+    assert capsys.readouterr().err == ""
 
 
 def test_sharded_bin_with_tower_weights_and_rotary_buffers(layouts, profile, requests, reference, tmp_path):
@@ -288,6 +291,19 @@ def test_misnamed_projector_is_reported_missing(layouts, profile, tmp_path):
     assert adapter.loading_info["missing_keys"] == PROJECTOR
     assert adapter.loading_info["unexpected_keys"] == sorted(k for k in renamed if ".fc" in k)
     assert probe_projector_missing(adapter.describe()).status is Status.FAIL
+
+
+def test_projector_of_the_wrong_shape_is_one_line(layouts, profile, tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    full = copy_full(layouts, tmp_path)
+    state = load_file(full / "model.safetensors")
+    state["model.mm_projector.0.weight"] = torch.zeros(128, 32)  # trained against another tower
+    save_file(state, str(full / "model.safetensors"))
+    with pytest.raises(CheckpointError) as e:
+        load(full, profile)
+    assert "cannot load the weights" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_pickle_with_objects_is_refused(layouts, profile, tmp_path):

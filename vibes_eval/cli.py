@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--suite", type=Path, help="suite YAML (default: suites/default.yaml; suites/shapes.yaml for toy checkpoints)")
     run.add_argument("--out", type=Path, help="report folder (default: reports/<checkpoint>-<timestamp>/)")
     run.add_argument("--adapter", help="adapter profile name or YAML file (default: detected from config.json)")
+    run.add_argument("--base", type=Path, metavar="LLM_DIR", help="the LLM a stage-1 (mm_projector.bin) or LoRA output of the original LLaVA repo was trained from")
+    run.add_argument("--vision-tower", type=Path, metavar="DIR", help="a local CLIP vision tower for an original LLaVA repo checkpoint (default: its mm_vision_tower, if a local folder)")
     run.add_argument("--template", help="conversation template to ask with (overrides the checkpoint's); see --list-templates")
     run.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda when present)")
     run.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="default: bfloat16 on GPU, float32 on CPU")
@@ -66,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     tb.add_argument("out", metavar="OUT_DIR", type=Path)
     tb.add_argument("--variant", action="append", help="a variant name, or 'all' (default: all); repeatable")
     tb.add_argument("--seed", type=int, default=0)
+    tb.add_argument("--format", choices=["hf", "llava-repo"], default="hf",
+                    help="hf: transformers-native folders; llava-repo: the original LLaVA repo's full/, stage1/, lora/, base/, vision_tower/")
     toy_sub.add_parser("list", help="list the toy variants")
     return p
 
@@ -84,7 +88,12 @@ def _cmd_toy(args) -> int:
     for v in variants:
         if v not in VARIANTS:
             raise UsageError(f"--variant: unknown variant {v!r}; known: all, {', '.join(VARIANTS)}")
-    info = build(args.out, variants, seed=args.seed, log=lambda m: print(m, file=sys.stderr))
+    if args.format == "llava-repo":
+        from vibes_eval.toy.llava_repo_format import build_llava_repo
+
+        info = build_llava_repo(args.out, variants, seed=args.seed, log=lambda m: print(m, file=sys.stderr))
+    else:
+        info = build(args.out, variants, seed=args.seed, log=lambda m: print(m, file=sys.stderr))
     _print_zoo(info, variants, args.out)
     return EXIT_OK
 

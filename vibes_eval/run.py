@@ -92,11 +92,20 @@ def _one(ckpt: Path | str, args, out: Path, remote: bool = False) -> int:
             print(f"vibes-eval: --template: unknown template {args.template!r}; known: {', '.join(TEMPLATES)}", file=sys.stderr)
             return EXIT_USAGE
 
-    from vibes_eval.loaders.hf import HFAdapter
-
+    if (args.base or args.vision_tower) and profile.loader != "llava_repo":
+        print(f"vibes-eval: --base/--vision-tower: only for original LLaVA repo checkpoints; {ckpt} is {profile.name}", file=sys.stderr)
+        return EXIT_USAGE
+    common = {"device": args.device, "dtype": args.dtype, "template": args.template, "batch_size": args.batch_size}
     with err.status(f"loading {ckpt} ({profile.name})"):
         try:
-            adapter = HFAdapter(ckpt, profile, device=args.device, dtype=args.dtype, template=args.template, batch_size=args.batch_size)
+            if profile.loader == "llava_repo":
+                from vibes_eval.loaders.llava_repo import LlavaRepoAdapter
+
+                adapter = LlavaRepoAdapter(ckpt, profile, base=args.base, vision_tower=args.vision_tower, **common)
+            else:
+                from vibes_eval.loaders.hf import HFAdapter
+
+                adapter = HFAdapter(ckpt, profile, **common)
         except CheckpointError as e:
             return failed(str(e))
     return _finish(_run_with_progress(suite, adapter, ckpt, gate, args, err, out), ckpt, args, err, out)

@@ -30,7 +30,7 @@ class Profile(BaseModel):
 
     name: str
     description: str = ""
-    loader: Literal["hf", "openai"]
+    loader: Literal["hf", "openai", "llava_repo"]
     """The loader code in vibes_eval/loaders/ that builds the Adapter."""
     architectures: list[str]
     """config.json `architectures[0]` values this profile serves."""
@@ -102,11 +102,11 @@ def detect(ckpt: Path, adapter: str | None = None) -> Profile:
     archs = cfg.get("architectures") or []
     arch = archs[0] if archs else None
     # match on mm_* keys first: HF and original LLaVA both say model_type "llava"
-    if "mm_vision_tower" in cfg or "mm_projector_type" in cfg:
-        raise CheckpointError(
-            f"{Path(ckpt) / 'config.json'}: architectures: {arch or '?'} with mm_vision_tower is the original "
-            "LLaVA repo format, which has no loader yet; convert it with transformers' convert_llava_weights_to_hf"
-        )
+    if "mm_vision_tower" in cfg or "mm_projector_type" in cfg or (Path(ckpt) / "mm_projector.bin").is_file():
+        repo = [p for p in known.values() if p.loader == "llava_repo"]
+        if not repo:
+            raise CheckpointError(f"{Path(ckpt) / 'config.json'}: the original LLaVA repo format, but no profile in adapters/ has loader llava_repo")
+        return repo[0]
     for p in known.values():
         if arch in p.architectures:
             return p

@@ -24,7 +24,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from vibes_eval.loaders.detect import PROFILE_DIR, CheckpointError, Profile, read_config
+from vibes_eval.loaders.detect import CheckpointError, Profile, read_config
 from vibes_eval.loaders.hf import HFAdapter, _hash_weights, resolve_device
 
 __all__ = ["DEFAULT_TEMPLATE", "LlavaRepoAdapter", "expand2square", "find_layout", "peft_quiet", "read_weights"]
@@ -353,6 +353,9 @@ class LlavaRepoAdapter(HFAdapter):
         import transformers
         from tokenizers import AddedToken
 
+        tower_type = read_config(tower_dir).get("model_type")
+        if tower_type not in ("clip", "clip_vision_model"):
+            raise CheckpointError(f"{tower_dir / 'config.json'}: model_type: {tower_type}: only CLIP vision towers are supported")
         try:
             vision_cfg = transformers.CLIPVisionConfig.from_pretrained(tower_dir, local_files_only=True)
             image_processor = transformers.AutoImageProcessor.from_pretrained(tower_dir, local_files_only=True)
@@ -397,10 +400,13 @@ class LlavaRepoAdapter(HFAdapter):
         hf_state, origin = _to_hf(state, ptype, tower, text_cfg.hidden_size, vision_cfg.hidden_size)
         unexpected = sorted(origin[k] for k in hf_state if k not in expected)
         missing = sorted(expected - set(hf_state))
-        model, info = cls.from_pretrained(
-            None, config=config, state_dict={k: v for k, v in hf_state.items() if k in expected},
-            output_loading_info=True, **load_kw,
-        )
+        try:
+            model, info = cls.from_pretrained(
+                None, config=config, state_dict={k: v for k, v in hf_state.items() if k in expected},
+                output_loading_info=True, **load_kw,
+            )
+        except (RuntimeError, ValueError) as e:  # e.g. a tensor whose shape the config contradicts
+            raise CheckpointError(f"{self.ckpt}: cannot load the weights: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e) else ''}") from None
         info = {
             "missing_keys": sorted({_original_name(k, ptype) for k in missing} | {_original_name(k, ptype) for k in info.get("missing_keys", [])}),
             "unexpected_keys": unexpected,
@@ -440,19 +446,18 @@ class LlavaRepoAdapter(HFAdapter):
         return GenerationConfig(**ids)
 
     def _template(self, template: str | None) -> tuple[str, str]:
+        """(template name, where it came from): --template, else the profile, else vicuna_v1 said out loud."""
         if template:
             return template, "--template"
-        bundled = bool(self.profile.source) and Path(self.profile.source).resolve().parent == PROFILE_DIR.resolve()
-        if not bundled:
-            return self.profile.template, f"profile {self.profile.name} ({self.profile.source})"
-        # the original picks it from the directory name; we never guess: say what we used
-        name = self.profile.template or DEFAULT_TEMPLATE
+        if self.profile.template:
+            return self.profile.template, f"profile {self.profile.name}"
+        # the original picks it from the directory name; we never guess from names: say what we used
         print(
             f"vibes-eval: {self.ckpt}: the original LLaVA format records no conversation template; "
-            f"using {name} (LLaVA-1.5's); pass --template NAME if it was trained with another",
+            f"using {DEFAULT_TEMPLATE} (LLaVA-1.5's); pass --template NAME if it was trained with another",
             file=sys.stderr,
         )
-        return name, "default for the original LLaVA format (nothing names one; pass --template to choose)"
+        return DEFAULT_TEMPLATE, "default for the original LLaVA format (nothing names one; pass --template to choose)"
 
     # -- HFAdapter hooks ---------------------------------------------------------------------
     def _inputs(self, prompts: list[str], images: list, padding_side: str = "left"):
