@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     toy_sub = toy.add_subparsers(dest="toy_command", metavar="TOY_COMMAND")
     tb = toy_sub.add_parser("build", help="train (once, cached) and write toy checkpoints to OUT_DIR/<variant>/")
     tb.add_argument("out", metavar="OUT_DIR", type=Path)
-    tb.add_argument("--variant", action="append", help="a variant name, or 'all' (default: all); repeatable")
+    tb.add_argument("--variant", action="append", help="a variant name, 'all' (default), or 'bench' (random weights, llava-1.5 geometry, for bench/); repeatable")
     tb.add_argument("--seed", type=int, default=0)
     tb.add_argument("--format", choices=["hf", "llava-repo"], default="hf",
                     help="hf: transformers-native folders; llava-repo: the original LLaVA repo's full/, stage1/, lora/, base/, vision_tower/")
@@ -84,6 +84,14 @@ def _cmd_toy(args) -> int:
     if args.toy_command != "build":
         raise UsageError("toy: say `toy build OUT_DIR` or `toy list`")
     wanted = args.variant or ["all"]
+    if "bench" in wanted:  # random weights, llava-1.5 geometry; not a zoo variant ("all" leaves it out)
+        from vibes_eval.toy.bench import build_bench
+
+        dest = build_bench(args.out / "bench", seed=args.seed)
+        print(f"bench: {dest} (random weights, 576 visual tokens, exactly 32 new tokens per answer)")
+        wanted = [v for v in wanted if v != "bench"]
+        if not wanted:
+            return EXIT_OK
     variants = list(VARIANTS) if "all" in wanted else wanted
     for v in variants:
         if v not in VARIANTS:

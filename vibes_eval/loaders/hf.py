@@ -226,17 +226,19 @@ class HFAdapter:
             images = [load_image(requests[i].image, requests[i].variant) for i in idx]
             prompts = [self.render_prompt(requests[i].question, requests[i].template) for i in idx]
             fulls = [p + " " + targets[i].strip() + (tok.eos_token or "") for p, i in zip(prompts, idx)]
-            p_len = self._inputs(prompts, images, "right")["attention_mask"].sum(1)
-            enc = self._inputs(fulls, images, "right")
+            p_len = self._inputs(prompts, images)["attention_mask"].sum(1)
+            # left padding: every row ends at the last column, so the logits of the last `keep`
+            # positions cover every target and the LM head and log-softmax run on those only
+            # (RoPE depends on relative positions, so the left shift changes nothing)
+            enc = self._inputs(fulls, images)
+            t_len = (enc["attention_mask"].sum(1) - p_len).tolist()
+            keep = max(t_len) + 1
             with torch.inference_mode():
-                logits = self.model(**enc).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], dim=-1)
-            ids = enc["input_ids"][:, 1:]
-            tok_lp = logp.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
-            f_len = enc["attention_mask"].sum(1)
+                logits = self.model(**enc, logits_to_keep=keep).logits[:, -keep:-1].float()
+            tok_lp = torch.log_softmax(logits, dim=-1).gather(-1, enc["input_ids"][:, -keep + 1 :].unsqueeze(-1)).squeeze(-1)
             for row, i in enumerate(idx):
-                a, b = int(p_len[row]) - 1, int(f_len[row]) - 1
-                out[i] = float(tok_lp[row, a:b].mean()) if b > a else None
+                t = int(t_len[row])
+                out[i] = float(tok_lp[row, keep - 1 - t :].mean()) if t > 0 else None
         return out
 
     def describe(self, sample_images: list[Path] | None = None) -> dict:
