@@ -234,11 +234,39 @@ class HFAdapter:
             t_len = (enc["attention_mask"].sum(1) - p_len).tolist()
             keep = max(t_len) + 1
             with torch.inference_mode():
+                enc = self._with_cached_images(enc, [(str(requests[i].image), requests[i].variant) for i in idx])
                 logits = self.model(**enc, logits_to_keep=keep).logits[:, -keep:-1].float()
             tok_lp = torch.log_softmax(logits, dim=-1).gather(-1, enc["input_ids"][:, -keep + 1 :].unsqueeze(-1)).squeeze(-1)
             for row, i in enumerate(idx):
                 t = int(t_len[row])
                 out[i] = float(tok_lp[row, keep - 1 - t :].mean()) if t > 0 else None
+        return out
+
+    def _with_cached_images(self, enc, keys: list[tuple[str, str]]):
+        """Swap `pixel_values` for projected image tokens computed once per (image, variant) per run.
+
+        The likelihood probes ask about the same few images ~100 times; encoding each once saves
+        most of the vision tower's time. Only for plain llava (one fixed-size view per image);
+        AnyRes models keep the library's own path.
+        """
+        if self.model.config.model_type != "llava" or "pixel_values" not in enc:
+            return enc
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        cache = self.__dict__.setdefault("_image_cache", {})
+        todo = [row for row, key in enumerate(keys) if key not in cache]
+        if todo:
+            cfg = self.model.config
+            feats = self.model.get_image_features(
+                pixel_values=enc["pixel_values"][todo],
+                vision_feature_layer=cfg.vision_feature_layer,
+                vision_feature_select_strategy=cfg.vision_feature_select_strategy,
+                return_dict=True,
+            ).pooler_output
+            for row, f in zip(todo, feats):
+                cache[keys[row]] = f
+        out = {k: v for k, v in enc.items() if k != "pixel_values"}
+        out["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(pooler_output=[cache[k] for k in keys])}
         return out
 
     def describe(self, sample_images: list[Path] | None = None) -> dict:
