@@ -234,7 +234,9 @@ class HFAdapter:
             t_len = (enc["attention_mask"].sum(1) - p_len).tolist()
             keep = max(t_len) + 1
             with torch.inference_mode():
-                enc = self._with_cached_images(enc, [(str(requests[i].image), requests[i].variant) for i in idx])
+                # a "swap" request shows another prompt's image: the same pixels as that prompt's "real" one
+                keys = [(str(requests[i].image), "blank" if requests[i].variant == "blank" else "image") for i in idx]
+                enc = self._with_cached_images(enc, keys)
                 logits = self.model(**enc, logits_to_keep=keep).logits[:, -keep:-1].float()
             tok_lp = torch.log_softmax(logits, dim=-1).gather(-1, enc["input_ids"][:, -keep + 1 :].unsqueeze(-1)).squeeze(-1)
             for row, i in enumerate(idx):
