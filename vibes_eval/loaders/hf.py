@@ -219,6 +219,8 @@ class HFAdapter:
         """
         import torch
 
+        if self.model.config.model_type == "llava":
+            return self._score_shared_prefix(requests, targets)
         tok = self.processor.tokenizer
         out: list[float | None] = [None] * len(requests)
         for start in range(0, len(requests), self.batch_size):
@@ -234,9 +236,6 @@ class HFAdapter:
             t_len = (enc["attention_mask"].sum(1) - p_len).tolist()
             keep = max(t_len) + 1
             with torch.inference_mode():
-                # a "swap" request shows another prompt's image: the same pixels as that prompt's "real" one
-                keys = [(str(requests[i].image), "blank" if requests[i].variant == "blank" else "image") for i in idx]
-                enc = self._with_cached_images(enc, keys)
                 logits = self.model(**enc, logits_to_keep=keep).logits[:, -keep:-1].float()
             tok_lp = torch.log_softmax(logits, dim=-1).gather(-1, enc["input_ids"][:, -keep + 1 :].unsqueeze(-1)).squeeze(-1)
             for row, i in enumerate(idx):
@@ -244,32 +243,85 @@ class HFAdapter:
                 out[i] = float(tok_lp[row, keep - 1 - t :].mean()) if t > 0 else None
         return out
 
-    def _with_cached_images(self, enc, keys: list[tuple[str, str]]):
-        """Swap `pixel_values` for projected image tokens computed once per (image, variant) per run.
+    def _score_shared_prefix(self, requests: list[Request], targets: list[str]) -> list[float | None]:
+        """`score` for plain llava: each (template prefix, image) is prefilled once and its KV cache serves
+        every question and reference asked about it.
 
-        The likelihood probes ask about the same few images ~100 times; encoding each once saves
-        most of the vision tower's time. Only for plain llava (one fixed-size view per image);
-        AnyRes models keep the library's own path.
+        The image tokens come before the question, so the rows of the likelihood matrix that share an
+        image and a template share everything up to the last image token. Tokenization matches the
+        processor's (it expands `<image>` to the model's count, then tokenizes the whole text).
         """
-        if self.model.config.model_type != "llava" or "pixel_values" not in enc:
-            return enc
+        import copy
+
+        import torch
         from transformers.modeling_outputs import BaseModelOutputWithPooling
 
+        tok = self.processor.tokenizer
+        image_id = self.model.config.image_token_id
+        n_image = self._image_token_count()
+        out: list[float | None] = [None] * len(requests)
+        groups: dict[tuple, list[tuple[int, list[int], int]]] = {}
+        for i, (r, target) in enumerate(zip(requests, targets)):
+            prompt = self.render_prompt(r.question, r.template)
+            full = prompt + " " + target.strip() + (tok.eos_token or "")
+            expand = lambda text: text.replace(self.processor.image_token, self.processor.image_token * n_image)  # noqa: E731
+            ids = tok(expand(full))["input_ids"]
+            n_target = len(ids) - len(tok(expand(prompt))["input_ids"])
+            cut = max(k for k, t in enumerate(ids) if t == image_id) + 1
+            if n_target <= 0 or len(ids) - cut <= n_target:
+                continue  # nothing to score, or no token between the image and the answer
+            key = (tuple(ids[:cut]), str(r.image), "blank" if r.variant == "blank" else "image")
+            groups.setdefault(key, []).append((i, ids[cut:], n_target))
+        cache_feats = self._image_features({k[1:]: requests[rows[0][0]] for k, rows in groups.items()})
+        with torch.inference_mode():
+            for key, rows in groups.items():
+                prefix = torch.tensor([key[0]], device=self.model.device)
+                mm = {"image": BaseModelOutputWithPooling(pooler_output=[cache_feats[key[1:]]])}
+                kv = self.model(input_ids=prefix, mm_encoder_outputs=mm, use_cache=True, logits_to_keep=1).cache
+                for start in range(0, len(rows), self.batch_size):
+                    chunk = rows[start : start + self.batch_size]
+                    width = max(len(c) for _, c, _ in chunk)
+                    ids = torch.full((len(chunk), width), tok.pad_token_id, dtype=torch.long)
+                    mask = torch.zeros((len(chunk), prefix.shape[1] + width), dtype=torch.long)
+                    mask[:, : prefix.shape[1]] = 1
+                    for row, (_, cont, _) in enumerate(chunk):
+                        ids[row, : len(cont)] = torch.tensor(cont)
+                        mask[row, prefix.shape[1] : prefix.shape[1] + len(cont)] = 1
+                    shared = copy.deepcopy(kv)
+                    shared.batch_repeat_interleave(len(chunk))
+                    ids, mask = ids.to(self.model.device), mask.to(self.model.device)
+                    logits = self.model(input_ids=ids, attention_mask=mask, cache=shared).logits.float()
+                    logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+                    for row, (i, cont, n_target) in enumerate(chunk):
+                        out[i] = float(logp[row, len(cont) - 1 - n_target : len(cont) - 1].mean())
+        return out
+
+    def _image_token_count(self) -> int:
+        """Image tokens the processor inserts for one image (fixed for plain llava)."""
+        from PIL import Image
+
+        if "_n_image" not in self.__dict__:
+            enc = self.processor(text=[self.processor.image_token], images=[Image.new("RGB", (32, 32))], return_tensors="pt")
+            self._n_image = int((enc["input_ids"] == self.model.config.image_token_id).sum())
+        return self._n_image
+
+    def _image_features(self, wanted: dict[tuple[str, str], Request]) -> dict:
+        """Projected image tokens per (image, blank-or-not), computed once per run and kept."""
         cache = self.__dict__.setdefault("_image_cache", {})
-        todo = [row for row, key in enumerate(keys) if key not in cache]
-        if todo:
-            cfg = self.model.config
+        todo = [k for k in wanted if k not in cache]
+        cfg = self.model.config
+        for start in range(0, len(todo), self.batch_size):
+            keys = todo[start : start + self.batch_size]
+            images = [load_image(wanted[k].image, wanted[k].variant) for k in keys]
+            pv = self.processor.image_processor(images, return_tensors="pt")["pixel_values"]
             feats = self.model.get_image_features(
-                pixel_values=enc["pixel_values"][todo],
+                pixel_values=pv.to(self.model.device, self.model.dtype),
                 vision_feature_layer=cfg.vision_feature_layer,
                 vision_feature_select_strategy=cfg.vision_feature_select_strategy,
                 return_dict=True,
             ).pooler_output
-            for row, f in zip(todo, feats):
-                cache[keys[row]] = f
-        out = {k: v for k, v in enc.items() if k != "pixel_values"}
-        out["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(pooler_output=[cache[k] for k in keys])}
-        return out
+            cache.update(zip(keys, feats))
+        return cache
 
     def describe(self, sample_images: list[Path] | None = None) -> dict:
         """The fingerprint: what was loaded and how (see DESIGN.md, 'fingerprint')."""
