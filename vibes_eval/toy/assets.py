@@ -12,7 +12,7 @@ import random
 
 from vibes_eval.toy import world
 
-__all__ = ["LLAVA_15_TEMPLATE", "MISTRAL_TEMPLATE", "PATCH_SIZE", "build_processor", "build_config"]
+__all__ = ["LLAVA_15_TEMPLATE", "MISTRAL_TEMPLATE", "PATCH_SIZE", "TOY_GEOMETRY", "build_config", "build_processor"]
 
 PATCH_SIZE = 16
 
@@ -105,31 +105,48 @@ def build_processor(seed: int = 0):
     )
 
 
-def build_config(tokenizer, *, vision_hidden: int = 96, text_hidden: int = 128, text_layers: int = 4):
-    """A LlavaConfig of the toy's size (about 1.5 M parameters)."""
+TOY_GEOMETRY: dict[str, int] = {
+    "image_size": world.IMAGE_SIZE, "patch_size": PATCH_SIZE,
+    "vision_hidden": 96, "vision_intermediate": 384, "vision_layers": 3, "vision_heads": 4, "projection_dim": 96,
+    "text_hidden": 128, "text_intermediate": 384, "text_layers": 4, "text_heads": 4, "vocab_size": 0,
+}
+"""The toy's size (about 1.4 M parameters); vocab_size 0 means the tokenizer's own size."""
+
+
+def build_config(tokenizer, geometry: dict | None = None, *, max_positions: int = 256, **text_extra):
+    """A LlavaConfig of `geometry` (default: the toy's), CLIP tower + 2-layer GELU projector + Llama.
+
+    Args:
+        tokenizer: gives the vocabulary size and the special token ids.
+        geometry: keys of TOY_GEOMETRY to override (toy/bench.py passes llava-1.5's).
+        max_positions: the Llama's max_position_embeddings.
+        **text_extra: further LlamaConfig settings (e.g. rms_norm_eps).
+    """
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
 
+    g = {**TOY_GEOMETRY, **(geometry or {})}
     vision = CLIPVisionConfig(
-        hidden_size=vision_hidden,
-        intermediate_size=vision_hidden * 4,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        image_size=world.IMAGE_SIZE,
-        patch_size=PATCH_SIZE,
-        projection_dim=vision_hidden,
+        hidden_size=g["vision_hidden"],
+        intermediate_size=g["vision_intermediate"],
+        num_hidden_layers=g["vision_layers"],
+        num_attention_heads=g["vision_heads"],
+        image_size=g["image_size"],
+        patch_size=g["patch_size"],
+        projection_dim=g["projection_dim"],
     )
     text = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=text_hidden,
-        intermediate_size=text_hidden * 3,
-        num_hidden_layers=text_layers,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=256,
+        vocab_size=max(g["vocab_size"], len(tokenizer)),
+        hidden_size=g["text_hidden"],
+        intermediate_size=g["text_intermediate"],
+        num_hidden_layers=g["text_layers"],
+        num_attention_heads=g["text_heads"],
+        num_key_value_heads=g["text_heads"],
+        max_position_embeddings=max_positions,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=False,
+        **text_extra,
     )
     return LlavaConfig(
         vision_config=vision,

@@ -53,44 +53,6 @@ def _processor(seed: int, geometry: dict):
     return proc
 
 
-def _config(tokenizer, g: dict):
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
-
-    vision = CLIPVisionConfig(
-        hidden_size=g["vision_hidden"],
-        intermediate_size=g["vision_intermediate"],
-        num_hidden_layers=g["vision_layers"],
-        num_attention_heads=g["vision_heads"],
-        image_size=g["image_size"],
-        patch_size=g["patch_size"],
-        projection_dim=768,
-    )
-    text = LlamaConfig(
-        vocab_size=max(g["vocab_size"], len(tokenizer)),
-        hidden_size=g["text_hidden"],
-        intermediate_size=g["text_intermediate"],
-        num_hidden_layers=g["text_layers"],
-        num_attention_heads=g["text_heads"],
-        num_key_value_heads=g["text_heads"],
-        max_position_embeddings=MAX_POSITIONS,
-        rms_norm_eps=1e-5,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-    )
-    return LlavaConfig(
-        vision_config=vision,
-        text_config=text,
-        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-        projector_hidden_act="gelu",
-        vision_feature_layer=-2,
-        vision_feature_select_strategy="default",
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-    )
-
-
 def build_bench(out: Path, *, seed: int = 0, new_tokens: int = 32, size: str = "bench",
                 device: str = "cpu", dtype: str | None = None) -> Path:
     """Write a bench checkpoint (random weights, no training) to `out`; return `out`.
@@ -122,7 +84,9 @@ def build_bench(out: Path, *, seed: int = 0, new_tokens: int = 32, size: str = "
     out = Path(out)
     processor = _processor(seed, g)
     tok = processor.tokenizer
-    config = _config(tok, g)
+    from vibes_eval.toy import assets
+
+    config = assets.build_config(tok, {**g, "projection_dim": 768}, max_positions=MAX_POSITIONS, rms_norm_eps=1e-5)
     torch.manual_seed(seed)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(getattr(torch, dtype))  # a 7b initialized in float32 would take 28 GB
