@@ -293,3 +293,11 @@ def test_loading_a_suite_imports_no_torch():
     out = subprocess.run(args, capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_misspelt_key_is_named_before_the_missing_one(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("name: x\nprompts:\n  - id: a\n    categroy: vqa\n    image: i.png\n    question: q\n")
+    with pytest.raises(SuiteError) as err:
+        load_suite(path)
+    assert "prompts[0].categroy: unknown key" in str(err.value)

@@ -408,7 +408,9 @@ def load_suite(path: str | Path) -> Suite:
     try:
         suite = Suite.model_validate(doc, context={"root": path.resolve().parent})
     except ValidationError as e:
-        problems = [f"{name}: {field}: {problem}" for field, problem in map(_describe, e.errors())]
+        # a misspelt key shows up twice (unknown key + missing field): name the typo first
+        errors = sorted(e.errors(), key=lambda err: err["type"] != "extra_forbidden")
+        problems = [f"{name}: {field}: {problem}" for field, problem in map(_describe, errors)]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise SuiteError(problems[0] + more, problems) from None
     suite._file = path.resolve()
