@@ -92,6 +92,11 @@ def resolve_device(device: str | None, dtype: str | None) -> tuple[str, str]:
     return device, dtype
 
 
+def _image_key(r: Request) -> tuple[str, str]:
+    """What decides the pixels: the file, and whether it is blanked (a "swap" shows another prompt's real image)."""
+    return str(r.image), "blank" if r.variant == "blank" else "image"
+
+
 class HFAdapter:
     """A transformers-native LLaVA-family checkpoint behind the Adapter interface."""
 
@@ -195,6 +200,7 @@ class HFAdapter:
                 images = [load_image(r.image, r.variant) for r in batch]
                 enc = self._inputs([self.render_prompt(r.question, r.template) for r in batch], images)
                 with torch.inference_mode():
+                    enc = self._reuse_image_features(enc, batch)
                     gen = self.model.generate(**enc, max_new_tokens=limit, do_sample=False, pad_token_id=tok.pad_token_id)
                 new = gen[:, enc["input_ids"].shape[1] :].tolist()
             except Exception as e:  # the model crashed: every prompt of the batch is an error, not an empty answer
@@ -270,7 +276,7 @@ class HFAdapter:
             cut = max(k for k, t in enumerate(ids) if t == image_id) + 1
             if n_target <= 0 or len(ids) - cut <= n_target:
                 continue  # nothing to score, or no token between the image and the answer
-            key = (tuple(ids[:cut]), str(r.image), "blank" if r.variant == "blank" else "image")
+            key = (tuple(ids[:cut]), *_image_key(r))
             groups.setdefault(key, []).append((i, ids[cut:], n_target))
         cache_feats = self._image_features({k[1:]: requests[rows[0][0]] for k, rows in groups.items()})
         with torch.inference_mode():
@@ -294,6 +300,18 @@ class HFAdapter:
                     logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
                     for row, (i, cont, n_target) in enumerate(chunk):
                         out[i] = float(logp[row, len(cont) - 1 - n_target : len(cont) - 1].mean())
+        return out
+
+    def _reuse_image_features(self, enc, batch: list[Request]):
+        """For plain llava: the batch's images as projected tokens from the run's cache, not pixels."""
+        if self.model.config.model_type != "llava" or "pixel_values" not in enc:
+            return enc
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        keys = [_image_key(r) for r in batch]
+        feats = self._image_features(dict(zip(keys, batch)))
+        out = {k: v for k, v in enc.items() if k != "pixel_values"}
+        out["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(pooler_output=[feats[k] for k in keys])}
         return out
 
     def _image_token_count(self) -> int:
