@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from vibes_eval.records import PromptResult, Scorecard, Signal, Status, load_scorecard, worst
+from vibes_eval.records import PromptResult, Scorecard, Signal, load_scorecard, worst
 from vibes_eval.render.terminal import STATUS_STYLE, status_counts, truncate
 
 __all__ = [

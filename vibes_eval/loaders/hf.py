@@ -16,7 +16,7 @@ from vibes_eval.loaders.detect import CheckpointError, Profile, read_config
 from vibes_eval.records import Request, Response
 from vibes_eval.templates import render_template
 
-__all__ = ["HFAdapter", "load_image", "resolve_device"]
+__all__ = ["HFAdapter", "load_image", "load_kwargs", "resolve_device"]
 
 HASH_FULL_LIMIT = 4 << 30  # weight files above this total are hashed by samples (size + head + tail)
 _WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
@@ -97,6 +97,17 @@ def _image_key(r: Request) -> tuple[str, str]:
     return str(r.image), "blank" if r.variant == "blank" else "image"
 
 
+def load_kwargs(device: str | None, dtype: str | None) -> tuple[str, str, dict]:
+    """(device, dtype name, from_pretrained kwargs): the dtype, and device_map="auto" on several GPUs."""
+    import torch
+
+    device, dtype = resolve_device(device, dtype)
+    kwargs: dict = {"dtype": getattr(torch, dtype)}
+    if device == "cuda" and torch.cuda.device_count() > 1:
+        kwargs["device_map"] = "auto"  # several GPUs: accelerate spreads the layers
+    return device, dtype, kwargs
+
+
 class HFAdapter:
     """A transformers-native LLaVA-family checkpoint behind the Adapter interface."""
 
@@ -126,10 +137,8 @@ class HFAdapter:
             raise CheckpointError(f"{self.ckpt / 'config.json'}: architectures: {arch} is unknown to transformers {transformers.__version__}")
         _check_weights(self.ckpt)
 
-        device, want = resolve_device(device, dtype or profile.dtype)
-        kwargs = {"local_files_only": True, "trust_remote_code": False, "dtype": getattr(torch, want)}
-        if device == "cuda" and torch.cuda.device_count() > 1:
-            kwargs["device_map"] = "auto"  # several GPUs: accelerate spreads the layers
+        device, want, load_kw = load_kwargs(device, dtype or profile.dtype)
+        kwargs = {"local_files_only": True, "trust_remote_code": False, **load_kw}
         # missing keys come from output_loading_info; the library's own warnings and progress bars
         # (e.g. "requires torchvision ... falling back to PIL") would only clutter the scorecard's terminal
         transformers.logging.set_verbosity_error()

@@ -25,7 +25,7 @@ import warnings
 from pathlib import Path
 
 from vibes_eval.loaders.detect import CheckpointError, Profile, read_config
-from vibes_eval.loaders.hf import HFAdapter, _hash_weights, resolve_device
+from vibes_eval.loaders.hf import HFAdapter, _hash_weights, load_kwargs
 
 __all__ = ["DEFAULT_TEMPLATE", "LlavaRepoAdapter", "expand2square", "find_layout", "peft_quiet", "read_weights"]
 
@@ -154,7 +154,6 @@ class LlavaRepoAdapter(HFAdapter):
         template: str | None = None,
         batch_size: int = 16,
     ):
-        import torch
         import transformers
 
         self.ckpt = Path(ckpt)
@@ -173,10 +172,7 @@ class LlavaRepoAdapter(HFAdapter):
         state = self._original_state()
         text_cfg = self._text_config(cfg, cfg_path, state)
         tok = self._tokenizer(text_cfg)
-        device, want = resolve_device(device, dtype or profile.dtype)
-        load_kw = {"dtype": getattr(torch, want)}
-        if device == "cuda" and torch.cuda.device_count() > 1:
-            load_kw["device_map"] = "auto"  # several GPUs: accelerate spreads the layers
+        device, want, load_kw = load_kwargs(device, dtype or profile.dtype)
         model, info, processor = self._build(opts, text_cfg, tower_dir, state, tok, load_kw)
         del state
         if "device_map" not in load_kw:
