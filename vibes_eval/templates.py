@@ -8,7 +8,7 @@ styles. Used as a profile's fallback, by `--template`, and by the template-fit p
 
 from __future__ import annotations
 
-__all__ = ["TEMPLATES", "render_template"]
+__all__ = ["TEMPLATES", "answer_cue", "render_template", "splice_template"]
 
 _V1_SYS = (
     "A chat between a curious {who} and an artificial intelligence assistant. "
@@ -45,3 +45,21 @@ def render_template(name: str, question: str) -> str:
     if name not in TEMPLATES:
         raise KeyError(f"unknown template {name!r}; known: {', '.join(TEMPLATES)}")
     return TEMPLATES[name].replace("{q}", question)
+
+
+def answer_cue(name: str) -> str:
+    """What template `name` puts after the image: the question's wrapper and the assistant's cue."""
+    text = TEMPLATES[name]
+    return text[text.index("<image>") + len("<image>") :]
+
+
+def splice_template(prompt: str, image_token: str, name: str, question: str) -> str:
+    """`prompt` (a rendered one-image prompt) up to its image, then template `name`'s text after the image.
+
+    The template-fit probe scores references under such prompts: the image is presented as the
+    checkpoint presents it, so its prefix (and KV cache) is the one the answers use, and each known
+    template supplies the cue that precedes the answer. Templates that differ only before the
+    image (a system prompt) cannot be told apart this way.
+    """
+    cut = prompt.index(image_token) + len(image_token) if image_token in prompt else prompt.index("<image>") + len("<image>")
+    return prompt[:cut] + answer_cue(name).replace("{q}", question)

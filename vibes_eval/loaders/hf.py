@@ -14,9 +14,9 @@ from pathlib import Path
 
 from vibes_eval.loaders.detect import CheckpointError, Profile, read_config
 from vibes_eval.records import Request, Response
-from vibes_eval.templates import render_template
+from vibes_eval.templates import render_template, splice_template
 
-__all__ = ["HFAdapter", "load_image", "load_kwargs", "resolve_device"]
+__all__ = ["HFAdapter", "load_image", "load_kwargs", "resolve_device", "tune_cpu_malloc"]
 
 HASH_FULL_LIMIT = 4 << 30  # weight files above this total are hashed by samples (size + head + tail)
 _WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
@@ -81,6 +81,32 @@ def _hash_weights(ckpt: Path) -> dict[str, str]:
     return out
 
 
+def _error(e: BaseException) -> str:
+    """`Type: first line of the message`, as a Response's error."""
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
+
+def tune_cpu_malloc() -> bool:
+    """On glibc, let freed tensor memory be reused instead of returned to the OS and faulted in again.
+
+    glibc serves blocks above a (dynamic) threshold with fresh mmaps and trims the heap eagerly; a
+    batched decode on the CPU allocates and frees megabyte-sized KV and activation tensors every
+    step, and the page faults made it 2-3x slower (bench/vs_naive.py; the same effect as the
+    MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ environment variables). True when applied.
+    """
+    import ctypes
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
+
+
 def resolve_device(device: str | None, dtype: str | None) -> tuple[str, str]:
     """(device, dtype name): cuda with bfloat16 when present, else cpu with float32; explicit values win."""
     import torch
@@ -90,11 +116,6 @@ def resolve_device(device: str | None, dtype: str | None) -> tuple[str, str]:
     if dtype in (None, "auto"):
         dtype = "bfloat16" if device.startswith("cuda") else "float32"
     return device, dtype
-
-
-def _image_key(r: Request) -> tuple[str, str]:
-    """What decides the pixels: the file, and whether it is blanked (a "swap" shows another prompt's real image)."""
-    return str(r.image), "blank" if r.variant == "blank" else "image"
 
 
 def load_kwargs(device: str | None, dtype: str | None) -> tuple[str, str, dict]:
@@ -123,6 +144,7 @@ class HFAdapter:
         dtype: str | None = None,
         template: str | None = None,
         batch_size: int = 16,
+        prefix_cache: bool = True,
     ):
         import torch
         import transformers
@@ -152,12 +174,15 @@ class HFAdapter:
             raise CheckpointError(f"{self.ckpt}: cannot load: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
         if "device_map" not in kwargs:
             model.to(device)
-        self._setup(model, processor, info, device=device, dtype=want, template=template)
+        self._setup(model, processor, info, device=device, dtype=want, template=template, prefix_cache=prefix_cache)
 
-    def _setup(self, model, processor, loading_info: dict | None, *, device: str, dtype: str, template: str | None) -> None:
+    def _setup(self, model, processor, loading_info: dict | None, *, device: str, dtype: str, template: str | None,
+               prefix_cache: bool = True) -> None:
         """Adopt a loaded model + processor (other loaders convert their format, then call this)."""
         self.model, self.processor = model.eval(), processor
         self.device, self.dtype = device, dtype
+        if device == "cpu":
+            tune_cpu_malloc()
         info = loading_info or {}
         self.loading_info = {k: sorted(v) if isinstance(v, (set, list)) else v for k, v in info.items() if k != "error_msgs"}
         tok = self.processor.tokenizer
@@ -173,14 +198,27 @@ class HFAdapter:
         else:
             self.template_name = self.profile.template
             self.template_source = f"profile {self.profile.name} fallback (the checkpoint ships no chat template)"
+        self._prefix = None
+        if prefix_cache and self.model.config.model_type == "llava":  # one image, a fixed token count: prefixes are shared
+            from vibes_eval.loaders.prefix import PrefixEngine
+
+            self._prefix = PrefixEngine(self.model, self.processor, self.render_prompt, batch_size=self.batch_size, load_image=load_image)
 
     # -- prompts --------------------------------------------------------------------------
     def render_prompt(self, question: str, template: str | None = None) -> str:
-        """The full prompt text for one image + `question`, as the model will see it (or under `template`)."""
-        if template or self.template_name:
-            return render_template(template or self.template_name, question)
-        msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
-        return self.processor.apply_chat_template(msgs, add_generation_prompt=True)
+        """The full prompt text for one image + `question`, as the model will see it.
+
+        With `template`, the template-fit probe's variant: this prompt up to its image, then that
+        template's cue (`templates.splice_template`).
+        """
+        if self.template_name:
+            own = render_template(self.template_name, question)
+        else:
+            msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+            own = self.processor.apply_chat_template(msgs, add_generation_prompt=True)
+        if template:
+            return splice_template(own, getattr(self.processor, "image_token", "<image>"), template, question)
+        return own
 
     def _inputs(self, prompts: list[str], images: list, padding_side: str = "left"):
         tok = self.processor.tokenizer
@@ -200,22 +238,36 @@ class HFAdapter:
         tok = self.processor.tokenizer
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos if eos is not None else tok.eos_token_id])
-        order = sorted(range(len(requests)), key=lambda i: requests[i].max_new_tokens)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
+        rows: list = [None] * len(requests)
+        failed: dict[int, str] = {}
+        if self._prefix is not None:
+            for i, r in enumerate(requests):
+                try:
+                    rows[i] = self._prefix.split(r)
+                except Exception as e:  # an unreadable image or prompt: this request is an error, the others go on
+                    failed[i] = _error(e)
+            todo = [i for i in range(len(requests)) if i not in failed]
+            plan = [[todo[k] for k in b] for b in self._prefix.batches([rows[i] for i in todo], lambda k: requests[todo[k]].max_new_tokens)]
+        else:
+            order = sorted(range(len(requests)), key=lambda i: requests[i].max_new_tokens)
+            plan = [order[k : k + self.batch_size] for k in range(0, len(order), self.batch_size)]
+        for i, msg in failed.items():
+            out[i] = Response(prompt_id=requests[i].prompt_id, variant=requests[i].variant, finish="error", error=msg)
+        for idx in plan:
             batch = [requests[i] for i in idx]
             limit = max(r.max_new_tokens for r in batch)
             try:
-                images = [load_image(r.image, r.variant) for r in batch]
-                enc = self._inputs([self.render_prompt(r.question, r.template) for r in batch], images)
-                with torch.inference_mode():
-                    enc = self._reuse_image_features(enc, batch)
-                    gen = self.model.generate(**enc, max_new_tokens=limit, do_sample=False, pad_token_id=tok.pad_token_id)
-                new = gen[:, enc["input_ids"].shape[1] :].tolist()
+                if self._prefix is not None:
+                    new = self._prefix.generate([rows[i] for i in idx], limit)
+                else:
+                    images = [load_image(r.image, r.variant) for r in batch]
+                    enc = self._inputs([self.render_prompt(r.question, r.template) for r in batch], images)
+                    with torch.inference_mode():
+                        gen = self.model.generate(**enc, max_new_tokens=limit, do_sample=False, pad_token_id=tok.pad_token_id)
+                    new = gen[:, enc["input_ids"].shape[1] :].tolist()
             except Exception as e:  # the model crashed: every prompt of the batch is an error, not an empty answer
-                msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
                 for i, r in zip(idx, batch):
-                    out[i] = Response(prompt_id=r.prompt_id, variant=r.variant, finish="error", error=msg)
+                    out[i] = Response(prompt_id=r.prompt_id, variant=r.variant, finish="error", error=_error(e))
                 continue
             for i, r, ids in zip(idx, batch, new):
                 cut = next((k for k, t in enumerate(ids) if t in eos_ids), None)
@@ -234,8 +286,14 @@ class HFAdapter:
         """
         import torch
 
-        if self.model.config.model_type == "llava":
-            return self._score_shared_prefix(requests, targets)
+        if self._prefix is not None:
+            rows = [self._prefix.split(r, t) for r, t in zip(requests, targets)]
+            live = [i for i, row in enumerate(rows) if row is not None]
+            values: list[float | None] = [None] * len(requests)
+            for b in self._prefix.batches([rows[i] for i in live], lambda k: 0):
+                for i, v in zip([live[k] for k in b], self._prefix.score([rows[live[k]] for k in b])):
+                    values[i] = v
+            return values
         tok = self.processor.tokenizer
         out: list[float | None] = [None] * len(requests)
         for start in range(0, len(requests), self.batch_size):
@@ -257,98 +315,6 @@ class HFAdapter:
                 t = int(t_len[row])
                 out[i] = float(tok_lp[row, keep - 1 - t :].mean()) if t > 0 else None
         return out
-
-    def _score_shared_prefix(self, requests: list[Request], targets: list[str]) -> list[float | None]:
-        """`score` for plain llava: each (template prefix, image) is prefilled once and its KV cache serves
-        every question and reference asked about it.
-
-        The image tokens come before the question, so the rows of the likelihood matrix that share an
-        image and a template share everything up to the last image token. Tokenization matches the
-        processor's (it expands `<image>` to the model's count, then tokenizes the whole text).
-        """
-        import copy
-
-        import torch
-        from transformers.modeling_outputs import BaseModelOutputWithPooling
-
-        tok = self.processor.tokenizer
-        image_id = self.model.config.image_token_id
-        n_image = self._image_token_count()
-        out: list[float | None] = [None] * len(requests)
-        groups: dict[tuple, list[tuple[int, list[int], int]]] = {}
-        for i, (r, target) in enumerate(zip(requests, targets)):
-            prompt = self.render_prompt(r.question, r.template)
-            full = prompt + " " + target.strip() + (tok.eos_token or "")
-            expand = lambda text: text.replace(self.processor.image_token, self.processor.image_token * n_image)  # noqa: E731
-            ids = tok(expand(full))["input_ids"]
-            n_target = len(ids) - len(tok(expand(prompt))["input_ids"])
-            cut = max(k for k, t in enumerate(ids) if t == image_id) + 1
-            if n_target <= 0 or len(ids) - cut <= n_target:
-                continue  # nothing to score, or no token between the image and the answer
-            key = (tuple(ids[:cut]), *_image_key(r))
-            groups.setdefault(key, []).append((i, ids[cut:], n_target))
-        cache_feats = self._image_features({k[1:]: requests[rows[0][0]] for k, rows in groups.items()})
-        with torch.inference_mode():
-            for key, rows in groups.items():
-                prefix = torch.tensor([key[0]], device=self.model.device)
-                mm = {"image": BaseModelOutputWithPooling(pooler_output=[cache_feats[key[1:]]])}
-                kv = self.model(input_ids=prefix, mm_encoder_outputs=mm, use_cache=True, logits_to_keep=1).cache
-                for start in range(0, len(rows), self.batch_size):
-                    chunk = rows[start : start + self.batch_size]
-                    width = max(len(c) for _, c, _ in chunk)
-                    ids = torch.full((len(chunk), width), tok.pad_token_id, dtype=torch.long)
-                    mask = torch.zeros((len(chunk), prefix.shape[1] + width), dtype=torch.long)
-                    mask[:, : prefix.shape[1]] = 1
-                    for row, (_, cont, _) in enumerate(chunk):
-                        ids[row, : len(cont)] = torch.tensor(cont)
-                        mask[row, prefix.shape[1] : prefix.shape[1] + len(cont)] = 1
-                    shared = copy.deepcopy(kv)
-                    shared.batch_repeat_interleave(len(chunk))
-                    ids, mask = ids.to(self.model.device), mask.to(self.model.device)
-                    logits = self.model(input_ids=ids, attention_mask=mask, cache=shared).logits.float()
-                    logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-                    for row, (i, cont, n_target) in enumerate(chunk):
-                        out[i] = float(logp[row, len(cont) - 1 - n_target : len(cont) - 1].mean())
-        return out
-
-    def _reuse_image_features(self, enc, batch: list[Request]):
-        """For plain llava: the batch's images as projected tokens from the run's cache, not pixels."""
-        if self.model.config.model_type != "llava" or "pixel_values" not in enc:
-            return enc
-        from transformers.modeling_outputs import BaseModelOutputWithPooling
-
-        keys = [_image_key(r) for r in batch]
-        feats = self._image_features(dict(zip(keys, batch)))
-        out = {k: v for k, v in enc.items() if k != "pixel_values"}
-        out["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(pooler_output=[feats[k] for k in keys])}
-        return out
-
-    def _image_token_count(self) -> int:
-        """Image tokens the processor inserts for one image (fixed for plain llava)."""
-        from PIL import Image
-
-        if "_n_image" not in self.__dict__:
-            enc = self.processor(text=[self.processor.image_token], images=[Image.new("RGB", (32, 32))], return_tensors="pt")
-            self._n_image = int((enc["input_ids"] == self.model.config.image_token_id).sum())
-        return self._n_image
-
-    def _image_features(self, wanted: dict[tuple[str, str], Request]) -> dict:
-        """Projected image tokens per (image, blank-or-not), computed once per run and kept."""
-        cache = self.__dict__.setdefault("_image_cache", {})
-        todo = [k for k in wanted if k not in cache]
-        cfg = self.model.config
-        for start in range(0, len(todo), self.batch_size):
-            keys = todo[start : start + self.batch_size]
-            images = [load_image(wanted[k].image, wanted[k].variant) for k in keys]
-            pv = self.processor.image_processor(images, return_tensors="pt")["pixel_values"]
-            feats = self.model.get_image_features(
-                pixel_values=pv.to(self.model.device, self.model.dtype),
-                vision_feature_layer=cfg.vision_feature_layer,
-                vision_feature_select_strategy=cfg.vision_feature_select_strategy,
-                return_dict=True,
-            ).pooler_output
-            cache.update(zip(keys, feats))
-        return cache
 
     def describe(self, sample_images: list[Path] | None = None) -> dict:
         """The fingerprint: what was loaded and how (see DESIGN.md, 'fingerprint')."""
@@ -422,19 +388,24 @@ class HFAdapter:
         stats["text_embedding_norm"] = round(float(emb.norm(dim=-1).mean()), 4)
         if len(images) < 2:
             return stats
-        captured = []
-        hook = proj.register_forward_hook(lambda mod, inp, out: captured.append(out.detach().float()))
+        imgs = list(images[:4])
         try:
-            imgs = [load_image(p) for p in images[:4]]
-            enc = self._inputs([self.render_prompt("?")] * len(imgs), imgs)
-            with torch.inference_mode():
-                self.model(**enc)
+            if self._prefix is not None:  # the run's own image cache: these features serve the answers later
+                feats = torch.stack(self._prefix.features([self._prefix.digest(p, "real") for p in imgs])).float()
+                feats = feats.reshape(-1, feats.shape[-1])
+            else:
+                captured = []
+                hook = proj.register_forward_hook(lambda mod, inp, out: captured.append(out.detach().float()))
+                try:
+                    enc = self._inputs([self.render_prompt("?")] * len(imgs), [load_image(p) for p in imgs])
+                    with torch.inference_mode():
+                        self.model(**enc)
+                finally:
+                    hook.remove()
+                feats = torch.cat([c.reshape(-1, c.shape[-1]) for c in captured]) if captured else None
         except Exception as e:  # noqa: BLE001 - evidence only; the failure is recorded in the fingerprint
             stats["visual_tokens_error"] = f"{type(e).__name__}: {e}"[:300]
             return stats
-        finally:
-            hook.remove()
-        feats = torch.cat([c.reshape(-1, c.shape[-1]) for c in captured]) if captured else None
         if feats is None or feats.numel() == 0:
             return stats
         per_image = feats.reshape(len(imgs), -1, feats.shape[-1]) if feats.shape[0] % len(imgs) == 0 else None

@@ -354,7 +354,10 @@ class LlavaRepoAdapter(HFAdapter):
             raise CheckpointError(f"{tower_dir / 'config.json'}: model_type: {tower_type}: only CLIP vision towers are supported")
         try:
             vision_cfg = transformers.CLIPVisionConfig.from_pretrained(tower_dir, local_files_only=True)
-            image_processor = transformers.AutoImageProcessor.from_pretrained(tower_dir, local_files_only=True)
+            processor_cls = transformers.AutoImageProcessor  # without torchvision, some 5.x releases need the PIL class named
+            if not transformers.utils.is_torchvision_available() and hasattr(transformers, "CLIPImageProcessorPil"):
+                processor_cls = transformers.CLIPImageProcessorPil
+            image_processor = processor_cls.from_pretrained(tower_dir, local_files_only=True)
             tower = transformers.CLIPVisionModel.from_pretrained(tower_dir, local_files_only=True)
         except (OSError, ValueError, KeyError) as e:
             raise CheckpointError(f"{tower_dir}: cannot load the vision tower: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None

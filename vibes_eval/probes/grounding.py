@@ -6,7 +6,8 @@ answers, and teacher-forced log-likelihoods of the references. No torch here.
 - counterfactual: the answer with a blank or another suite image, compared with the real one.
 - image_gain: mean per-token log p(reference | real image) - log p(reference | blank image).
 - cross_match: how often a reference is most likely under its own image among all suite images.
-- template_fit: the references scored under every known template; a far better one names the
+- template_fit: the references scored after every known template's answer cue (the prompt up to
+  the image stays the checkpoint's own: `templates.splice_template`); a far better one names the
   template the checkpoint was probably trained with.
 - likelihood: the absolute per-token log-likelihood of the references (a broken LLM cannot
   predict even correct answers).
@@ -153,8 +154,8 @@ def probe_template_fit(by_template: dict[str, float | None], in_use: str) -> Sig
           "loglik": {k: round(v, 3) for k, v in sorted(scored.items(), key=lambda kv: -kv[1])}}
     if best != in_use and margin > TEMPLATE_MARGIN:
         return Signal(probe="template_fit", status=Status.FAIL, score=0.0, evidence=ev,
-                      reason=f"The references are {margin:.1f} nats per token more likely under template '{best}' than "
-                             f"under the one in use ({in_use}): the checkpoint was probably trained with '{best}'; "
+                      reason=f"The references are {margin:.1f} nats per token more likely after template '{best}''s answer "
+                             f"cue than after the one in use ({in_use}): the checkpoint was probably trained with '{best}'; "
                              f"pass --template {best} or fix its chat template.")
     return Signal(probe="template_fit", status=Status.PASS, score=1.0, evidence=ev,
                   reason=f"The template in use ({in_use}) explains the references as well as any known template.")

@@ -1,0 +1,226 @@
+"""Shared image prefixes for plain llava: each image is encoded once per run, and each
+(template prefix + image) is prefilled once, its KV cache serving every generation and every
+likelihood that starts with it.
+
+In a llava prompt the image tokens come before the question (`USER: <image>\\n{q} ASSISTANT:`),
+so the answer, the swapped-image variant of another prompt, and every reference scored under that
+image share everything up to the last image token. The LLM's KV cache of that prefix is computed
+once (`prefill`), kept in a byte-bounded LRU, and stacked along the batch for each batch of
+requests; only the tail (question, answer cue, reference or generated tokens) is run per request.
+
+Tokenization matches the processor's: it expands `<image>` to the model's count of image tokens,
+then tokenizes the whole text, and so does `split`. The projected image tokens enter through
+`inputs_embeds` (the LLM's embeddings with the image rows replaced), which every transformers 5.x
+LLaVA class accepts; the cache keyword is read off the model's signature (`cache` from 5.2x,
+`past_key_values` before).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from vibes_eval.records import Request
+
+__all__ = ["PrefixEngine", "Row"]
+
+KV_BUDGET_BYTES = 4 << 30
+"""Prefix KV caches kept at once (LRU); llava-1.5-7b in bf16 needs ~0.32 GB per image prefix."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One request cut at its last image token."""
+
+    prefix: tuple[int, ...]
+    digest: str
+    tail: list[int]
+    n_target: int = 0
+
+    @property
+    def key(self) -> tuple:
+        return self.prefix, self.digest
+
+
+class PrefixEngine:
+    """Image features, prefix KV caches, and the batched generate/score that use them (plain llava only)."""
+
+    def __init__(self, model, processor, render, *, batch_size: int, load_image, kv_budget: int = KV_BUDGET_BYTES):
+        self.model, self.processor, self.render = model, processor, render
+        self.batch_size, self.load_image, self.kv_budget = batch_size, load_image, kv_budget
+        self.tok = processor.tokenizer
+        self.image_id = model.config.image_token_id
+        params = inspect.signature(model.forward).parameters
+        self.cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._digests: dict[tuple[str, str], str] = {}
+        self._pixels: dict[str, object] = {}
+        self._features: dict[str, object] = {}
+        self._kv: OrderedDict[tuple, object] = OrderedDict()
+        self._kv_bytes = 0
+        self._n_image: int | None = None
+        self.stats = {"prefills": 0, "prefill_hits": 0, "encodes": 0}
+
+    # -- images ---------------------------------------------------------------------------
+    def digest(self, image: Path | str, variant: str) -> str:
+        """A hash of the pixels the model sees (every blank image of a suite is one image)."""
+        key = (str(image), "blank" if variant == "blank" else "image")
+        if key not in self._digests:
+            pv = self.processor.image_processor([self.load_image(Path(image), variant)], return_tensors="pt")["pixel_values"]
+            d = hashlib.sha1(pv.float().numpy().tobytes()).hexdigest()
+            self._digests[key] = d
+            self._pixels.setdefault(d, pv)
+        return self._digests[key]
+
+    def features(self, digests: list[str]) -> list:
+        """Projected image tokens per digest, the vision tower and projector run once per image."""
+        import torch
+
+        cfg = self.model.config
+        todo = [d for d in dict.fromkeys(digests) if d not in self._features]
+        for start in range(0, len(todo), self.batch_size):
+            chunk = todo[start : start + self.batch_size]
+            pv = torch.cat([self._pixels[d] for d in chunk]).to(self.model.device, self.model.dtype)
+            with torch.inference_mode():
+                out = self.model.get_image_features(
+                    pixel_values=pv,
+                    vision_feature_layer=cfg.vision_feature_layer,
+                    vision_feature_select_strategy=cfg.vision_feature_select_strategy,
+                )
+            feats = getattr(out, "pooler_output", out)
+            self._features.update(zip(chunk, feats))
+            self.stats["encodes"] += len(chunk)
+        return [self._features[d] for d in digests]
+
+    def image_token_count(self) -> int:
+        """Image tokens the processor inserts for one image (fixed for plain llava)."""
+        from PIL import Image
+
+        if self._n_image is None:
+            enc = self.processor(text=[self.processor.image_token], images=[Image.new("RGB", (32, 32))], return_tensors="pt")
+            self._n_image = int((enc["input_ids"] == self.image_id).sum())
+        return self._n_image
+
+    # -- prompts --------------------------------------------------------------------------
+    def split(self, r: Request, target: str | None = None) -> Row | None:
+        """`r` (and `target`, scored as the answer + end of sequence) cut after its last image token.
+
+        None when the target adds no token or nothing lies between the image and the answer.
+        """
+        n = self.image_token_count()
+        expand = lambda text: text.replace(self.processor.image_token, self.processor.image_token * n)  # noqa: E731
+        prompt = self.render(r.question, r.template)
+        ids = self.tok(expand(prompt))["input_ids"]
+        n_target = 0
+        if target is not None:
+            full = self.tok(expand(prompt + " " + target.strip() + (self.tok.eos_token or "")))["input_ids"]
+            n_target = len(full) - len(ids)
+            ids = full
+        where = [k for k, t in enumerate(ids) if t == self.image_id]
+        if not where:
+            raise ValueError(f"the prompt has no image token ({self.processor.image_token!r}): {prompt[:80]!r}")
+        cut = where[-1] + 1
+        if target is not None and (n_target <= 0 or len(ids) - cut <= n_target):
+            return None
+        return Row(tuple(ids[:cut]), self.digest(r.image, r.variant), ids[cut:], n_target)
+
+    # -- KV caches ------------------------------------------------------------------------
+    def prefill(self, row: Row):
+        """The KV cache of `row`'s prefix with its image, from the LRU or computed now."""
+        import torch
+
+        if row.key in self._kv:
+            self._kv.move_to_end(row.key)
+            self.stats["prefill_hits"] += 1
+            return self._kv[row.key]
+        (feats,) = self.features([row.digest])
+        ids = torch.tensor([row.prefix], device=self.model.device)
+        mask = ids == self.image_id
+        if int(mask.sum()) != feats.shape[0]:
+            raise ValueError(f"Image features and image tokens do not match: tokens: {int(mask.sum())}, features {feats.shape[0]}")
+        with torch.inference_mode():
+            emb = self.model.get_input_embeddings()(ids)
+            emb = emb.masked_scatter(mask.unsqueeze(-1).expand_as(emb), feats.to(emb.device, emb.dtype))
+            out = self.model(inputs_embeds=emb, use_cache=True, logits_to_keep=1)
+        kv = out[self.cache_kw]
+        self.stats["prefills"] += 1
+        size = sum(t.numel() * t.element_size() for layer in kv.layers for t in (layer.keys, layer.values))
+        self._kv[row.key] = kv
+        self._kv_bytes += size
+        while self._kv_bytes > self.kv_budget and len(self._kv) > 1:
+            _, old = self._kv.popitem(last=False)
+            self._kv_bytes -= sum(t.numel() * t.element_size() for layer in old.layers for t in (layer.keys, layer.values))
+        return kv
+
+    def stacked(self, rows: list[Row], capacity: int | None = None):
+        """One cache whose batch rows are the prefixes of `rows` (all of one length).
+
+        With `capacity`, a StaticCache of that many positions: generation then writes each new
+        token in place, where a DynamicCache concatenates (copies) the whole cache at every step,
+        a copy that grows with the batch (16 rows of a 7B prefix: ~5 GB per step).
+        """
+        import torch
+        from transformers import DynamicCache, StaticCache
+
+        caches = [self.prefill(r) for r in rows]
+        out = StaticCache(config=self.model.config, max_cache_len=capacity) if capacity else DynamicCache(config=self.model.config)
+        for li in range(len(caches[0].layers)):
+            out.update(torch.cat([c.layers[li].keys for c in caches]), torch.cat([c.layers[li].values for c in caches]), li)
+        return out
+
+    def batches(self, rows: list[Row], order_key) -> list[list[int]]:
+        """Indices of `rows` in batches of at most batch_size, one prefix length per batch, sorted by `order_key`."""
+        order = sorted(range(len(rows)), key=lambda i: (order_key(i), len(rows[i].prefix), rows[i].key))
+        out: list[list[int]] = []
+        for i in order:
+            if out and len(out[-1]) < self.batch_size and len(rows[out[-1][0]].prefix) == len(rows[i].prefix) and order_key(out[-1][0]) == order_key(i):
+                out[-1].append(i)
+            else:
+                out.append([i])
+        return out
+
+    # -- the work -------------------------------------------------------------------------
+    def generate(self, rows: list[Row], max_new_tokens: int) -> list[list[int]]:
+        """Greedy continuations of `rows` (one batch): the new token ids of each, padding included."""
+        import torch
+
+        width = max(len(r.tail) for r in rows)
+        plen = len(rows[0].prefix)
+        pad = self.tok.pad_token_id
+        ids = torch.full((len(rows), plen + width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for k, r in enumerate(rows):
+            ids[k, :plen] = torch.tensor(r.prefix)
+            ids[k, plen + width - len(r.tail) :] = torch.tensor(r.tail)
+            mask[k, :plen] = 1
+            mask[k, plen + width - len(r.tail) :] = 1
+        # pads sit between the prefix and the tail: generate derives positions from the mask, so
+        # every row's tail follows its prefix without a gap
+        cache = self.stacked(rows, capacity=ids.shape[1] + max_new_tokens)
+        dev = self.model.device
+        with torch.inference_mode():
+            gen = self.model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), max_new_tokens=max_new_tokens,
+                                      do_sample=False, pad_token_id=pad, **{self.cache_kw: cache})
+        return gen[:, ids.shape[1] :].tolist()
+
+    def score(self, rows: list[Row]) -> list[float]:
+        """Mean log-likelihood per target token of each row (one batch), teacher-forced after its cached prefix."""
+        import torch
+
+        plen = len(rows[0].prefix)
+        width = max(len(r.tail) for r in rows)
+        ids = torch.full((len(rows), width), self.tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), plen + width), dtype=torch.long)
+        mask[:, :plen] = 1
+        for k, r in enumerate(rows):  # right padding: positions continue from the prefix
+            ids[k, : len(r.tail)] = torch.tensor(r.tail)
+            mask[k, plen : plen + len(r.tail)] = 1
+        cache = self.stacked(rows)
+        dev = self.model.device
+        ids, mask = ids.to(dev), mask.to(dev)
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids, attention_mask=mask, **{self.cache_kw: cache}).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        return [float(logp[k, len(r.tail) - 1 - r.n_target : len(r.tail) - 1].mean()) for k, r in enumerate(rows)]
