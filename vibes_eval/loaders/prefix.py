@@ -8,10 +8,11 @@ image share everything up to the last image token. The LLM's KV cache of that pr
 once (`prefill`), kept in a byte-bounded LRU, and stacked along the batch for each batch of
 requests; only the tail (question, answer cue, reference or generated tokens) is run per request.
 
-Tokenization matches the processor's: it expands `<image>` to the model's count of image tokens,
-then tokenizes the whole text, and so does `split`. The projected image tokens enter through
+Tokenization matches the processor's (which expands `<image>` to the model's count of image
+tokens, then tokenizes the whole text): `split` tokenizes once with one image token and expands
+that id. The projected image tokens enter through
 `inputs_embeds` (the LLM's embeddings with the image rows replaced), which every transformers 5.x
-LLaVA class accepts; the cache keyword is read off the model's signature (`cache` from 5.2x,
+LLaVA class accepts (5.17 and 5.24 tested); the cache keyword is read off the model's signature (`cache` from 5.2x,
 `past_key_values` before).
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +63,7 @@ class PrefixEngine:
         self._kv: OrderedDict[tuple, object] = OrderedDict()
         self._kv_bytes = 0
         self._n_image: int | None = None
+        self._tokens: dict[str, list[int]] = {}
         self.stats = {"prefills": 0, "prefill_hits": 0, "encodes": 0}
 
     # -- images ---------------------------------------------------------------------------
@@ -83,16 +86,44 @@ class PrefixEngine:
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start : start + self.batch_size]
             pv = torch.cat([self._pixels[d] for d in chunk]).to(self.model.device, self.model.dtype)
-            with torch.inference_mode():
+            with torch.inference_mode(), self._tower_up_to_feature_layer() as layer:
                 out = self.model.get_image_features(
                     pixel_values=pv,
-                    vision_feature_layer=cfg.vision_feature_layer,
+                    vision_feature_layer=layer,
                     vision_feature_select_strategy=cfg.vision_feature_select_strategy,
                 )
             feats = getattr(out, "pooler_output", out)
             self._features.update(zip(chunk, feats))
             self.stats["encodes"] += len(chunk)
         return [self._features[d] for d in digests]
+
+    @contextmanager
+    def _tower_up_to_feature_layer(self):
+        """The vision tower without the layers after the one LLaVA reads (`vision_feature_layer`), and
+        the index of that layer in the shortened tower.
+
+        llava-1.5 reads layer -2: its tower's last layer (1 of 24) is computed and thrown away by
+        `get_image_features`; here it is not run. Restored on exit.
+        """
+        import torch
+
+        layer = self.model.config.vision_feature_layer
+        tower = getattr(getattr(self.model, "model", self.model), "vision_tower", None)
+        found = [(n, m) for n, m in tower.named_modules() if n.endswith("encoder.layers") and isinstance(m, torch.nn.ModuleList)] if tower is not None else []
+        if not isinstance(layer, int) or len(found) != 1:
+            yield layer
+            return
+        name, layers = found[0]
+        need = layer if layer >= 0 else len(layers) + 1 + layer  # hidden_states[0] is the embeddings
+        if not 0 < need < len(layers):
+            yield layer
+            return
+        parent = tower.get_submodule(name.rpartition(".")[0])
+        parent.layers = layers[:need]
+        try:
+            yield need  # positive: transformers 5.2x captures only the selected hidden states, by index
+        finally:
+            parent.layers = layers
 
     def image_token_count(self) -> int:
         """Image tokens the processor inserts for one image (fixed for plain llava)."""
@@ -109,13 +140,11 @@ class PrefixEngine:
 
         None when the target adds no token or nothing lies between the image and the answer.
         """
-        n = self.image_token_count()
-        expand = lambda text: text.replace(self.processor.image_token, self.processor.image_token * n)  # noqa: E731
         prompt = self.render(r.question, r.template)
-        ids = self.tok(expand(prompt))["input_ids"]
+        ids = self._ids(prompt)
         n_target = 0
         if target is not None:
-            full = self.tok(expand(prompt + " " + target.strip() + (self.tok.eos_token or "")))["input_ids"]
+            full = self._ids(prompt + " " + target.strip() + (self.tok.eos_token or ""))
             n_target = len(full) - len(ids)
             ids = full
         where = [k for k, t in enumerate(ids) if t == self.image_id]
@@ -125,6 +154,21 @@ class PrefixEngine:
         if target is not None and (n_target <= 0 or len(ids) - cut <= n_target):
             return None
         return Row(tuple(ids[:cut]), self.digest(r.image, r.variant), ids[cut:], n_target)
+
+    def _ids(self, text: str) -> list[int]:
+        """Token ids of `text` as the processor makes them, each image token expanded to the model's count.
+
+        The image token is a special token, split off before the text around it is tokenized, so
+        expanding the one id equals tokenizing the expanded text (the processor's way), at a
+        fraction of the cost; tests/test_prefix.py checks the two paths agree.
+        """
+        if text not in self._tokens:
+            n = self.image_token_count()
+            out: list[int] = []
+            for t in self.tok(text)["input_ids"]:
+                out.extend([t] * n if t == self.image_id else [t])
+            self._tokens[text] = out
+        return self._tokens[text]
 
     # -- KV caches ------------------------------------------------------------------------
     def prefill(self, row: Row):
