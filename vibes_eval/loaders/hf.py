@@ -290,7 +290,7 @@ class HFAdapter:
             rows = [self._prefix.split(r, t) for r, t in zip(requests, targets)]
             live = [i for i, row in enumerate(rows) if row is not None]
             values: list[float | None] = [None] * len(requests)
-            for b in self._prefix.batches([rows[i] for i in live], lambda k: 0):
+            for b in self._prefix.groups([rows[i] for i in live]):
                 for i, v in zip([live[k] for k in b], self._prefix.score([rows[live[k]] for k in b])):
                     values[i] = v
             return values

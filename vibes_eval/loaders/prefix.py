@@ -198,20 +198,55 @@ class PrefixEngine:
             self._kv_bytes -= sum(t.numel() * t.element_size() for layer in old.layers for t in (layer.keys, layer.values))
         return kv
 
-    def stacked(self, rows: list[Row], capacity: int | None = None):
-        """One cache whose batch rows are the prefixes of `rows` (all of one length).
+    def stacked(self, rows: list[Row], capacity: int):
+        """A StaticCache of `capacity` positions whose batch rows start with the prefixes of `rows` (one length).
 
-        With `capacity`, a StaticCache of that many positions: generation then writes each new
-        token in place, where a DynamicCache concatenates (copies) the whole cache at every step,
-        a copy that grows with the batch (16 rows of a 7B prefix: ~5 GB per step).
+        Generation then writes each new token in place, where a DynamicCache concatenates (copies)
+        the whole cache at every step, a copy that grows with the batch (16 rows of a 7B prefix:
+        ~5 GB per step). Each prefix is copied once, straight into its row.
         """
         import torch
-        from transformers import DynamicCache, StaticCache
+        from transformers import StaticCache
 
         caches = [self.prefill(r) for r in rows]
-        out = StaticCache(config=self.model.config, max_cache_len=capacity) if capacity else DynamicCache(config=self.model.config)
-        for li in range(len(caches[0].layers)):
-            out.update(torch.cat([c.layers[li].keys for c in caches]), torch.cat([c.layers[li].values for c in caches]), li)
+        plen = len(rows[0].prefix)
+        out = StaticCache(config=self.model.config, max_cache_len=capacity)
+        for li, layer in enumerate(out.layers):
+            k0, v0 = caches[0].layers[li].keys, caches[0].layers[li].values
+            if hasattr(layer, "lazy_initialization") and hasattr(layer, "cumulative_length"):  # transformers 5.17-5.2x
+                layer.lazy_initialization(k0.expand(len(rows), -1, -1, -1), v0.expand(len(rows), -1, -1, -1))
+                for b, c in enumerate(caches):
+                    layer.keys[b, :, :plen].copy_(c.layers[li].keys[0])
+                    layer.values[b, :, :plen].copy_(c.layers[li].values[0])
+                layer.cumulative_length.add_(plen)
+            else:
+                out.update(torch.cat([c.layers[li].keys for c in caches]), torch.cat([c.layers[li].values for c in caches]), li)
+        return out
+
+    def _own_copy(self, kv):
+        """A DynamicCache over the same prefix tensors, so a forward pass extends the copy, not the LRU's entry."""
+        from transformers import DynamicCache
+
+        out = DynamicCache(config=self.model.config)
+        for li, layer in enumerate(kv.layers):
+            out.update(layer.keys, layer.values, li)
+        return out
+
+    def groups(self, rows: list[Row], max_tokens: int = 512) -> list[list[int]]:
+        """Indices of `rows` grouped by prefix (image and template), each group's tails at most `max_tokens` long."""
+        by_key: dict[tuple, list[int]] = {}
+        for i, r in enumerate(rows):
+            by_key.setdefault(r.key, []).append(i)
+        out: list[list[int]] = []
+        for idx in by_key.values():
+            chunk, n = [], 0
+            for i in idx:
+                if chunk and n + len(rows[i].tail) > max_tokens:
+                    out.append(chunk)
+                    chunk, n = [], 0
+                chunk.append(i)
+                n += len(rows[i].tail)
+            out.append(chunk)
         return out
 
     def batches(self, rows: list[Row], order_key) -> list[list[int]]:
@@ -250,21 +285,36 @@ class PrefixEngine:
         return gen[:, ids.shape[1] :].tolist()
 
     def score(self, rows: list[Row]) -> list[float]:
-        """Mean log-likelihood per target token of each row (one batch), teacher-forced after its cached prefix."""
+        """Mean log-likelihood per target token of each row, teacher-forced after its cached prefix.
+
+        `rows` share one prefix. Their tails are packed into one sequence after it: each tail sees
+        the prefix and itself (a block-diagonal causal mask, positions restarting after the
+        prefix), so the prefix's KV is read once for all of them instead of copied per row.
+        """
         import torch
 
         plen = len(rows[0].prefix)
-        width = max(len(r.tail) for r in rows)
-        ids = torch.full((len(rows), width), self.tok.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), plen + width), dtype=torch.long)
-        mask[:, :plen] = 1
-        for k, r in enumerate(rows):  # right padding: positions continue from the prefix
-            ids[k, : len(r.tail)] = torch.tensor(r.tail)
-            mask[k, plen : plen + len(r.tail)] = 1
-        cache = self.stacked(rows)
+        kv = self._own_copy(self.prefill(rows[0]))
+        total = sum(len(r.tail) for r in rows)
+        ids = torch.tensor([[t for r in rows for t in r.tail]])
+        pos = torch.tensor([[plen + j for r in rows for j in range(len(r.tail))]])
+        allowed = torch.zeros((total, plen + total), dtype=torch.bool)
+        allowed[:, :plen] = True
+        starts, off = [], 0
+        for r in rows:
+            n = len(r.tail)
+            allowed[off : off + n, plen + off : plen + off + n] = torch.ones((n, n), dtype=torch.bool).tril()
+            starts.append(off)
+            off += n
+        dtype = self.model.dtype
+        mask = torch.zeros((1, 1, total, plen + total), dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
         dev = self.model.device
-        ids, mask = ids.to(dev), mask.to(dev)
+        ids, pos, mask = ids.to(dev), pos.to(dev), mask.to(dev)
         with torch.inference_mode():
-            logits = self.model(input_ids=ids, attention_mask=mask, **{self.cache_kw: cache}).logits.float()
-        logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-        return [float(logp[k, len(r.tail) - 1 - r.n_target : len(r.tail) - 1].mean()) for k, r in enumerate(rows)]
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, **{self.cache_kw: kv}).logits[0].float()
+        logp = torch.log_softmax(logits[:-1], dim=-1).gather(-1, ids[0, 1:].unsqueeze(-1)).squeeze(-1)
+        out = []
+        for off, r in zip(starts, rows):  # logits at i predict token i + 1: the target is the tail's last n_target
+            end = off + len(r.tail) - 1
+            out.append(float(logp[end - r.n_target : end].mean()))
+        return out

@@ -30,6 +30,8 @@ _CLIP_336 = {"image_size": 336, "patch_size": 14}  # (336/14)^2 = 576 patches + 
 SIZES: dict[str, dict[str, int]] = {
     "bench": {**_CLIP_336, "vision_hidden": 256, "vision_intermediate": 1024, "vision_layers": 2, "vision_heads": 4,
               "text_hidden": 256, "text_intermediate": 688, "text_layers": 2, "text_heads": 4, "vocab_size": 0},
+    "bench-512": {**_CLIP_336, "vision_hidden": 512, "vision_intermediate": 2048, "vision_layers": 4, "vision_heads": 8,
+                  "text_hidden": 512, "text_intermediate": 1376, "text_layers": 4, "text_heads": 8, "vocab_size": 0},
     # config.json of llava-hf/llava-1.5-7b-hf (shared/reference/configs) and its Vicuna-7B text model
     "llava-1.5-7b": {**_CLIP_336, "vision_hidden": 1024, "vision_intermediate": 4096, "vision_layers": 24, "vision_heads": 16,
                      "text_hidden": 4096, "text_intermediate": 11008, "text_layers": 32, "text_heads": 32, "vocab_size": 32064},
@@ -78,7 +80,7 @@ def build_bench(out: Path, *, seed: int = 0, new_tokens: int = 32, size: str = "
     if size not in SIZES:
         raise ValueError(f"unknown bench size {size!r}; known: {', '.join(SIZES)}")
     g = SIZES[size]
-    dtype = dtype or ("float32" if size == "bench" else "bfloat16")
+    dtype = dtype or ("float32" if size.startswith("bench") else "bfloat16")
     transformers.logging.set_verbosity_error()  # "requires torchvision ... falling back to PIL" is expected here
     transformers.utils.logging.disable_progress_bar()
     out = Path(out)
