@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--template", help="conversation template to ask with (overrides the checkpoint's); see --list-templates")
     run.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda when present)")
     run.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="default: bfloat16 on GPU, float32 on CPU")
-    run.add_argument("--batch-size", type=int, default=16)
+    run.add_argument("--batch-size", type=int, default=32,
+                     help="requests per forward pass (default 32; fewer where a GPU's free memory cannot hold their KV caches)")
     run.add_argument("--junit", type=Path, help="also write a JUnit XML file here")
     run.add_argument("--max-fail", type=int, help="override the suite's gate: prompts allowed to fail")
     run.add_argument("--max-warn", type=int, help="override the suite's gate: prompts allowed to warn")

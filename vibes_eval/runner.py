@@ -85,21 +85,23 @@ def run_suite(suite, adapter, *, checkpoint: str, grounding_probes: bool = True,
         return Request(prompt_id=p.id, variant=variant, image=image or p.path, question=p.question,
                        max_new_tokens=suite.max_new_tokens(p), template=template)
 
-    tick("answers", 0, len(prompts))
-    for r in adapter.generate([req(p) for p in prompts]):
-        col.real[r.prompt_id] = r
-    tick("answers", len(prompts), len(prompts))
-
     scored = [p for p in prompts if p.category != "refusal"]
+    cf: list[Request] = []
     if grounding_probes and scored:
         cf = [req(p, "blank") for p in scored]
         partners = {p.id: _swap_partner(prompts, prompts.index(p)) for p in scored}
         cf += [req(p, "swap", partners[p.id].path) for p in scored if partners[p.id] is not None]
+    # one call: the answers and the counterfactual variants share decode steps (one batch where it fits)
+    tick("answers", 0, len(prompts))
+    if cf:
         tick("counterfactuals", 0, len(cf))
-        for r in adapter.generate(cf):
-            (col.blank if r.variant == "blank" else col.swap)[r.prompt_id] = r
+    for r in adapter.generate([req(p) for p in prompts] + cf):
+        {"real": col.real, "blank": col.blank, "swap": col.swap}[r.variant][r.prompt_id] = r
+    tick("answers", len(prompts), len(prompts))
+    if cf:
         tick("counterfactuals", len(cf), len(cf))
 
+    if grounding_probes and scored:
         scoring = getattr(adapter, "supports_scoring", True)
         targets = {p.id: (p.reference or (col.real[p.id].text if col.real[p.id].finish != "error" else None)) for p in scored}
         with_ref = [p for p in scored if targets[p.id]]

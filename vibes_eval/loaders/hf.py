@@ -143,7 +143,7 @@ class HFAdapter:
         device: str | None = None,
         dtype: str | None = None,
         template: str | None = None,
-        batch_size: int = 16,
+        batch_size: int = 32,
         prefix_cache: bool = True,
     ):
         import torch
@@ -247,7 +247,9 @@ class HFAdapter:
                 except Exception as e:  # an unreadable image or prompt: this request is an error, the others go on
                     failed[i] = _error(e)
             todo = [i for i in range(len(requests)) if i not in failed]
-            plan = [[todo[k] for k in b] for b in self._prefix.batches([rows[i] for i in todo], lambda k: requests[todo[k]].max_new_tokens)]
+            positions = max((len(rows[i].prefix) + len(rows[i].tail) + requests[i].max_new_tokens for i in todo), default=1)
+            plan = [[todo[k] for k in b] for b in self._prefix.batches(
+                [rows[i] for i in todo], lambda k: requests[todo[k]].max_new_tokens, self._prefix.max_rows(positions))]
         else:
             order = sorted(range(len(requests)), key=lambda i: requests[i].max_new_tokens)
             plan = [order[k : k + self.batch_size] for k in range(0, len(order), self.batch_size)]

@@ -152,7 +152,7 @@ class LlavaRepoAdapter(HFAdapter):
         device: str | None = None,
         dtype: str | None = None,
         template: str | None = None,
-        batch_size: int = 16,
+        batch_size: int = 32,
     ):
         import transformers
 

@@ -249,12 +249,27 @@ class PrefixEngine:
             out.append(chunk)
         return out
 
-    def batches(self, rows: list[Row], order_key) -> list[list[int]]:
-        """Indices of `rows` in batches of at most batch_size, one prefix length per batch, sorted by `order_key`."""
+    def max_rows(self, positions: int) -> int:
+        """Rows per generation batch: batch_size, fewer where a GPU's free memory cannot hold their KV caches."""
+        import torch
+
+        dev = self.model.device
+        if dev.type != "cuda":
+            return self.batch_size
+        tc = self.model.config.get_text_config()
+        heads = tc.num_attention_heads
+        per_row = (tc.num_hidden_layers * 2 * (getattr(tc, "num_key_value_heads", None) or heads)
+                   * (getattr(tc, "head_dim", None) or tc.hidden_size // heads) * positions * self.model.dtype.itemsize)
+        free, _ = torch.cuda.mem_get_info(dev)
+        return max(1, min(self.batch_size, int(0.5 * free // max(per_row, 1))))
+
+    def batches(self, rows: list[Row], order_key, limit: int | None = None) -> list[list[int]]:
+        """Indices of `rows` in batches of at most `limit` (batch_size), one prefix length per batch, sorted by `order_key`."""
+        limit = limit or self.batch_size
         order = sorted(range(len(rows)), key=lambda i: (order_key(i), len(rows[i].prefix), rows[i].key))
         out: list[list[int]] = []
         for i in order:
-            if out and len(out[-1]) < self.batch_size and len(rows[out[-1][0]].prefix) == len(rows[i].prefix) and order_key(out[-1][0]) == order_key(i):
+            if out and len(out[-1]) < limit and len(rows[out[-1][0]].prefix) == len(rows[i].prefix) and order_key(out[-1][0]) == order_key(i):
                 out[-1].append(i)
             else:
                 out.append([i])
