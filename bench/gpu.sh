@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The GPU benchmark, in one command (fits a 10-minute slot on one H100/H200):
-#   1. a venv with a CUDA torch: the machine's own when its python3 already has one (a .pth file
-#      makes that interpreter's site-packages visible inside the venv), else `pip install torch`
-#      (PyPI's default Linux x86_64 wheel is a CUDA build; do NOT use scripts/setup.sh's pin
-#      torch==2.13.0, which resolves to the CPU wheel on this project's dev machines);
-#   2. the package (editable, no deps pulled when offline; WHEELS=dir installs carried wheels first);
+#   1. a python with a CUDA torch: the machine's own python3 when it has one, else a venv with
+#      `pip install torch` (PyPI's default Linux x86_64 wheel is a CUDA build; do NOT use
+#      scripts/setup.sh's pin torch==2.13.0, which resolves to the CPU wheel on the dev machines);
+#   2. the package (PYTHONPATH on the checkout when offline; WHEELS=dir installs carried wheels
+#      into $WORK/site); DEMO=1 also runs `vibes-eval demo` and bench/prefix_check.py here;
 #   3. a checkpoint with the real llava-1.5-7b shapes and random bf16 weights, initialized on the
 #      GPU and saved with save_pretrained to local disk (~14 GB; reused if already there);
 #   4. bench/vs_naive.py on it: load + `vibes-eval run --suite suites/shapes.yaml` against the naive
 #      loop with the same max_new_tokens (32: the checkpoint decodes exactly that), PAIRS pairs
 #      (default 1), then the stage profile. Every figure also lands in $WORK/gpu.json.
-# Env: PYTHON (python3), WORK (/tmp/vibes-gpu), VENV ($WORK/venv), PAIRS (1), WHEELS (unset),
+# Env: PYTHON (python3), WORK (/tmp/vibes-gpu), VENV ($WORK/venv), PAIRS (1), WHEELS (unset), DEMO (0),
+#      EXTRA ("": more --ckpt specs for vs_naive on this device, e.g. "bench bench:bench-512"),
 #      SIZE (llava-1.5-7b; `bench` for the small one), THREADS (unset: torch's CPU threads),
 #      ALLOW_CPU=1 (dry run without a GPU, e.g. `ALLOW_CPU=1 SIZE=bench bench/gpu.sh` on a laptop).
 set -euo pipefail
@@ -27,57 +28,61 @@ mkdir -p "$WORK"
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
-# -- 1. venv + CUDA torch ------------------------------------------------------------------------
+# -- 1. a python with CUDA torch -------------------------------------------------------------------
 t0=$(now)
-if [ ! -x "$VENV/bin/python" ]; then
+if "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null || [ "$ALLOW_CPU" = 1 ]; then
+  VPY="$PY"   # the machine's own torch (e.g. a GPU image's /opt/torch/.venv): no venv, nothing downloaded
+elif [ -x "$VENV/bin/python" ]; then
+  VPY="$VENV/bin/python"
+else
   "$PY" -m venv "$VENV"
-  if "$PY" -c 'import os, sys, torch; sys.exit(0 if torch.cuda.is_available() or os.environ["ALLOW_CPU"] == "1" else 1)' 2>/dev/null; then
-    # --system-site-packages would expose the *base* interpreter's packages, not those of a venv
-    # that $PY may itself live in (e.g. /opt/torch/.venv): add its site-packages explicitly, with
-    # addsitedir so that the .pth files in there (editable installs, namespace hooks) work too
-    parent=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-    mine=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-    echo "import site; site.addsitedir('$parent')" > "$mine/zz-parent-site-packages.pth"
-    echo "torch: reusing $PY's ($parent)"
-  else
-    "$VENV/bin/python" -m pip install --quiet torch
-  fi
+  # PyPI's default Linux x86_64 torch wheel is a CUDA build (NOT scripts/setup.sh's CPU pin)
+  "$VENV/bin/python" -m pip install --quiet torch
+  VPY="$VENV/bin/python"
 fi
-VPY="$VENV/bin/python"
-"$VPY" - <<'EOF'
+"$VPY" - <<'EOF2'
 import os, torch
 if torch.cuda.is_available():
     print(f"torch {torch.__version__} on {torch.cuda.get_device_name(0)}")
 else:
-    assert os.environ["ALLOW_CPU"] == "1", "this venv's torch sees no GPU (ALLOW_CPU=1 for a dry run on CPU)"
+    assert os.environ["ALLOW_CPU"] == "1", "this python's torch sees no GPU (ALLOW_CPU=1 for a dry run on CPU)"
     print(f"torch {torch.__version__} on CPU (dry run)")
-EOF
+EOF2
 
 # -- 2. the package ----------------------------------------------------------------------------
+# WHEELS=dir: wheels carried to an offline machine (pydantic, ...), installed into $WORK/site
 if [ -n "${WHEELS:-}" ]; then
-  "$VPY" -m pip install --quiet --no-index --no-deps "$WHEELS"/*.whl
+  "$VPY" -m pip install --quiet --no-index --no-deps --no-compile --upgrade --target "$WORK/site" "$WHEELS"/*.whl
+  export PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
-online=0
-"$VPY" -c 'import socket; socket.create_connection(("pypi.org", 443), 3)' 2>/dev/null && online=1
-if [ "$online" = 1 ]; then
+if [ "$VPY" != "$PY" ] && "$VPY" -c 'import socket; socket.create_connection(("pypi.org", 443), 3)' 2>/dev/null; then
   "$VPY" -m pip install --quiet -e "$ROOT"
-elif ! "$VPY" -m pip install --quiet --no-index --no-deps --no-build-isolation -e "$ROOT" 2>/dev/null; then
-  echo "offline and the editable install failed: using PYTHONPATH=$ROOT (python -m vibes_eval)"
-  export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+else
+  export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"   # python -m vibes_eval from the checkout
 fi
-missing=$("$VPY" - <<'EOF'
+missing=$("$VPY" - <<'EOF2'
 import importlib.util
 need = {"transformers": "transformers", "accelerate": "accelerate", "safetensors": "safetensors", "tokenizers": "tokenizers",
         "PIL": "pillow", "pydantic": "pydantic", "yaml": "pyyaml", "jinja2": "jinja2", "rich": "rich"}
 print(" ".join(pip for mod, pip in need.items() if importlib.util.find_spec(mod) is None))
-EOF
+EOF2
 )
 if [ -n "$missing" ]; then
   echo "missing packages: $missing (offline: carry their wheels and set WHEELS=dir; see bench/README.md)" >&2
   exit 2
 fi
-"$VPY" -c 'import transformers, vibes_eval; print(f"transformers {transformers.__version__}; vibes_eval from {vibes_eval.__file__}")'
+"$VPY" -c 'import importlib.util as u, transformers, vibes_eval; w = bool(u.find_spec("wordfreq")); print(f"transformers {transformers.__version__}; vibes_eval from {vibes_eval.__file__}; wordfreq {w}")'
 echo "setup: $(since "$t0") s"
+
+# -- 2b. optional: the toy zoo through the gate on this device (DEMO=1; needs the zoo in $VIBES_EVAL_CACHE,
+#        else it trains it first), and the shared-prefix path against the plain one in bfloat16
+if [ "${DEMO:-0}" = 1 ]; then
+  t0=$(now)
+  "$VPY" -m vibes_eval demo --out "$WORK/demo" || echo "demo: exit $?"
+  zoo_healthy="$WORK/demo/zoo/healthy"
+  [ -d "$zoo_healthy" ] && "$VPY" "$ROOT/bench/prefix_check.py" "$zoo_healthy"
+  echo "demo + prefix check: $(since "$t0") s"
+fi
 
 # -- 3. the checkpoint -----------------------------------------------------------------------------
 if [ ! -f "$CKPT/vibes-eval-toy.json" ]; then
@@ -97,5 +102,7 @@ fi
 # -- 4. naive loop vs vibes-eval run, then the stage profile ---------------------------------------
 cd "$ROOT"
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader 2>/dev/null || true
-"$VPY" bench/vs_naive.py --ckpt "$CKPT" --pairs "$PAIRS" ${THREADS:+--threads "$THREADS"} --json "$WORK/gpu.json"
+extra=()
+for spec in ${EXTRA:-}; do extra+=(--ckpt "$spec"); done
+"$VPY" bench/vs_naive.py --ckpt "$CKPT" "${extra[@]}" --pairs "$PAIRS" ${THREADS:+--threads "$THREADS"} --json "$WORK/gpu.json"
 echo "figures: $WORK/gpu.json"

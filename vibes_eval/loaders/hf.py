@@ -160,6 +160,8 @@ class HFAdapter:
         _check_weights(self.ckpt)
 
         device, want, load_kw = load_kwargs(device, dtype or profile.dtype)
+        if device.startswith("cuda"):  # one GPU: weights go straight from the file to it, not through the CPU
+            load_kw.setdefault("device_map", device)
         kwargs = {"local_files_only": True, "trust_remote_code": False, **load_kw}
         # missing keys come from output_loading_info; the library's own warnings and progress bars
         # (e.g. "requires torchvision ... falling back to PIL") would only clutter the scorecard's terminal
@@ -211,13 +213,17 @@ class HFAdapter:
         With `template`, the template-fit probe's variant: this prompt up to its image, then that
         template's cue (`templates.splice_template`).
         """
+        cache = self.__dict__.setdefault("_rendered", {})  # a chat template is a jinja render: once per question
+        if (question, template) in cache:
+            return cache[question, template]
         if self.template_name:
             own = render_template(self.template_name, question)
         else:
             msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
             own = self.processor.apply_chat_template(msgs, add_generation_prompt=True)
         if template:
-            return splice_template(own, getattr(self.processor, "image_token", "<image>"), template, question)
+            own = splice_template(own, getattr(self.processor, "image_token", "<image>"), template, question)
+        cache[question, template] = own
         return own
 
     def _inputs(self, prompts: list[str], images: list, padding_side: str = "left"):
