@@ -27,6 +27,18 @@ def test_grounding_failure_with_a_bad_projector_is_disconnected():
     assert v.diagnoses == ["projector_disconnected"] and v.exit_code == 1
 
 
+def test_missing_projector_tensors_are_decisive_even_when_grounding_passes_by_chance():
+    sigs = [_sig("image_gain", Status.PASS), _sig("cross_match", Status.PASS), _sig("projector_missing", Status.FAIL)]
+    v = judge([_prompt("a")], sigs, {}, Gate())
+    assert v.diagnoses == ["projector_disconnected"] and v.exit_code == 1
+
+
+def test_a_low_norm_projector_alone_is_not_decisive():
+    sigs = [_sig("image_gain", Status.PASS), _sig("cross_match", Status.PASS), _sig("projector_norm", Status.FAIL)]
+    v = judge([_prompt("a")], sigs, {}, Gate())
+    assert v.diagnoses == [] and any("not decisive" in line for line in v.summary)
+
+
 def test_grounding_failure_with_a_fine_projector_is_image_blind():
     sigs = [_sig("image_gain", Status.FAIL), _sig("counterfactual", Status.PASS), _sig("projector_weights", Status.PASS)]
     assert judge([_prompt("a")], sigs, {}, Gate()).diagnoses == ["image_blind"]

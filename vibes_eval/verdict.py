@@ -64,7 +64,11 @@ def judge(prompts: list[PromptResult], signals: list[Signal], fingerprint: dict,
     else:
         deciders = ["image_gain", "cross_match"]
     grounding_failed = [n for n in deciders if failed(n)]
-    if grounding_failed:
+    # projector tensors missing from the checkpoint, or all zero / not finite, are facts about the
+    # loaded weights: the projector is not the trained one whatever the likelihoods say (a random
+    # projector can pass the grounding probes by chance: it did on an H100, whose RNG differs)
+    decisive = [n for n in ("projector_missing", "projector_weights") if failed(n)]
+    if grounding_failed or decisive:
         grounding_failed += [n for n in _GROUNDING if n not in grounding_failed and failed(n)]
         if projector_bad:
             diagnoses.append("projector_disconnected")

@@ -296,7 +296,7 @@ class PrefixEngine:
         dev = self.model.device
         with torch.inference_mode():
             gen = self.model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), max_new_tokens=max_new_tokens,
-                                      do_sample=False, pad_token_id=pad, **{self.cache_kw: cache})
+                                      do_sample=False, pad_token_id=pad, disable_compile=True, **{self.cache_kw: cache})
         return gen[:, ids.shape[1] :].tolist()
 
     def score(self, rows: list[Row]) -> list[float]:
