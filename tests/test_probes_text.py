@@ -220,7 +220,10 @@ def test_nonwords_evidence_counts_words_not_numbers():
 
 
 def test_nonwords_skips_without_wordfreq(monkeypatch):
+    from vibes_eval.probes import text
+
     monkeypatch.setitem(sys.modules, "wordfreq", None)  # makes `import wordfreq` raise ImportError
+    monkeypatch.setattr(text, "_KNOWN", None)  # as in a fresh process
     signal = nonwords(answer("A red bus."), "?", 64)
     assert signal.status is SKIP
     assert "wordfreq" in signal.reason
@@ -380,3 +383,19 @@ def test_importing_the_module_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_cached_lexicon_agrees_with_wordfreq(tmp_path, monkeypatch):
+    from wordfreq import zipf_frequency
+
+    from vibes_eval.probes import text
+
+    monkeypatch.setenv("VIBES_EVAL_CACHE", str(tmp_path))
+    monkeypatch.setattr(text, "_KNOWN", None)
+    built = text._known_words()  # built from wordfreq, written to the cache
+    files = list(tmp_path.glob("lexicon-en-*.txt"))
+    assert len(files) == 1 and not list(tmp_path.glob("*.tmp"))
+    monkeypatch.setattr(text, "_KNOWN", None)
+    assert text._known_words() == built  # read back from the file
+    for w in ["the", "circle", "astronaut", "telescope", "zyzzyva", "qzxv", "blorptang", "ĠĊ"]:
+        assert (w.casefold() in built) == (zipf_frequency(w, "en") > 0), w
