@@ -190,3 +190,21 @@ def test_several_checkpoints_side_by_side(zoo_dir, tmp_path):
     html = (tmp_path / "compare.html").read_text()
     assert "healthy" in html and "zero-projector" in html
     assert (tmp_path / "healthy" / "scorecard.json").is_file() and (tmp_path / "zero-projector" / "scorecard.json").is_file()
+
+
+@pytest.mark.parametrize("variant, code", [("healthy", 0), ("zero-projector", 1)])
+def test_the_command_exits_fast_with_its_code_and_everything_written(zoo_dir, tmp_path, variant, code):
+    """`python -m vibes_eval run` ends with os._exit once torch is loaded: the exit code, the
+    reports and the whole terminal output must survive it."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "r"
+    proc = subprocess.run([sys.executable, "-m", "vibes_eval", "run", str(zoo_dir / variant), "--out", str(out),
+                           "--junit", str(tmp_path / "j.xml")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == code, proc.stderr[-2000:]
+    assert json.loads((out / "scorecard.json").read_text())["verdict"]["exit_code"] == code
+    assert (out / "scorecard.html").read_text().rstrip().endswith("</html>")
+    assert (tmp_path / "j.xml").read_text().rstrip().endswith("</testsuites>")
+    assert "fingerprint" in proc.stdout  # the table's last line (stdout to a pipe is block-buffered)
+    assert "scorecard.html" in proc.stderr
