@@ -5,15 +5,18 @@ likelihood that starts with it.
 In a llava prompt the image tokens come before the question (`USER: <image>\\n{q} ASSISTANT:`),
 so the answer, the swapped-image variant of another prompt, and every reference scored under that
 image share everything up to the last image token. The LLM's KV cache of that prefix is computed
-once (`prefill`), kept in a byte-bounded LRU, and stacked along the batch for each batch of
-requests; only the tail (question, answer cue, reference or generated tokens) is run per request.
+once (`prefill`) and kept in a byte-bounded LRU. Generation copies each row's prefix into a
+StaticCache (new tokens are written in place); likelihood rows that share a prefix are packed
+into one sequence after it (a block-diagonal mask), so the prefix is read once for all of them.
+Only the tails (question, answer cue, reference or generated tokens) are run per request. The
+vision tower stops at the layer LLaVA reads.
 
 Tokenization matches the processor's (which expands `<image>` to the model's count of image
 tokens, then tokenizes the whole text): `split` tokenizes once with one image token and expands
-that id. The projected image tokens enter through
-`inputs_embeds` (the LLM's embeddings with the image rows replaced), which every transformers 5.x
-LLaVA class accepts (5.17 and 5.24 tested); the cache keyword is read off the model's signature (`cache` from 5.2x,
-`past_key_values` before).
+that id. The projected image tokens enter through `inputs_embeds` (the LLM's embeddings with the
+image rows replaced), which every transformers 5.x LLaVA class accepts (5.17 and 5.24 tested);
+the cache keyword is read off the model's signature (`cache` from 5.2x, `past_key_values` before).
+bench/prefix_check.py compares this path with the plain processor path on any machine.
 """
 
 from __future__ import annotations

@@ -4,9 +4,11 @@ The toy zoo's checkpoints see 64 px images as 16 tokens, so their cost is mostly
 overhead. Timing questions ("is `vibes-eval run` slower than the loop a user would write?")
 need the shape that dominates real runs: a 336 px CLIP tower with patch 14, i.e. 577 vision
 tokens of which 576 reach the LLM per image. `build_bench(out)` writes such a checkpoint in
-seconds and never touches the zoo cache. Two sizes:
+seconds and never touches the zoo cache. Three sizes:
 
 - `bench` (default, ~4 M parameters, CPU-friendly): CLIP 256 x 2 layers, Llama 256 x 2 layers.
+- `bench-512` (27 M parameters): CLIP 512 x 4, Llama 512 x 4; the model work outweighs Python's
+  start-up on a CPU.
 - `llava-1.5-7b`: the real llava-1.5-7b shapes (CLIP-L/14-336, 24 x 1024; Llama 32 x 4096,
   intermediate 11008, vocabulary 32064), ~7 B parameters, 14 GB in bfloat16: build it on a GPU
   (`device="cuda"`), where random initialization takes seconds (bench/gpu.sh).
