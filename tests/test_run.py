@@ -208,3 +208,19 @@ def test_the_command_exits_fast_with_its_code_and_everything_written(zoo_dir, tm
     assert (tmp_path / "j.xml").read_text().rstrip().endswith("</testsuites>")
     assert "fingerprint" in proc.stdout  # the table's last line (stdout to a pipe is block-buffered)
     assert "scorecard.html" in proc.stderr
+
+
+def test_wrong_image_token_count_is_image_token_mismatch(zoo_dir, tmp_path):
+    """A processor that inserts 15 image tokens for a model that makes 16 features: exit 3, named."""
+    import shutil
+
+    ckpt = tmp_path / "mismatch"
+    shutil.copytree(zoo_dir / "healthy", ckpt)
+    cfg = json.loads((ckpt / "processor_config.json").read_text())
+    cfg["num_additional_image_tokens"] = 0  # the CLS token is not counted: one image token short
+    (ckpt / "processor_config.json").write_text(json.dumps(cfg))
+    out = tmp_path / "r"
+    assert main(["run", str(ckpt), "--out", str(out), "--quiet"]) == 3
+    sc = json.loads((out / "scorecard.json").read_text())
+    assert "image_token_mismatch" in sc["verdict"]["diagnoses"]
+    assert "tokens: 15, features 16" in sc["prompts"][0]["error"]
