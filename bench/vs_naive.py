@@ -282,6 +282,10 @@ def profile(ckpt: str, suite_path: str) -> None:
     t0 = time.perf_counter()
     adapter = HFAdapter(Path(ckpt), detect(Path(ckpt)))
     load_s = time.perf_counter() - t0
+    if adapter.device == "cpu":  # as `vibes-eval run` does
+        from vibes_eval.loaders.hf import tune_cpu_malloc
+
+        tune_cpu_malloc()
     cuda = str(adapter.model.device).startswith("cuda")
     meter = _Meter(torch.cuda.synchronize if cuda else (lambda: None))
     calls: dict[str, list] = {"generate": [], "score": []}

@@ -399,3 +399,20 @@ def test_cached_lexicon_agrees_with_wordfreq(tmp_path, monkeypatch):
     assert text._known_words() == built  # read back from the file
     for w in ["the", "circle", "astronaut", "telescope", "zyzzyva", "qzxv", "blorptang", "ĠĊ"]:
         assert (w.casefold() in built) == (zipf_frequency(w, "en") > 0), w
+
+
+def test_lexicon_works_when_the_cache_folder_cannot_be_written(tmp_path, monkeypatch):
+    """A read-only cache (CI images, shared homes): the probe builds the set and goes on."""
+    from pathlib import Path
+
+    from vibes_eval.probes import text
+
+    def refuse(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setenv("VIBES_EVAL_CACHE", str(tmp_path))
+    monkeypatch.setattr(text, "_KNOWN", None)
+    monkeypatch.setattr(Path, "write_text", refuse)
+    monkeypatch.setattr(Path, "unlink", refuse)
+    assert nonwords(answer("A red circle on the left."), "?", 64).status is PASS
+    assert "circle" in text._KNOWN and not list(tmp_path.glob("lexicon-en-*"))

@@ -224,3 +224,16 @@ def test_wrong_image_token_count_is_image_token_mismatch(zoo_dir, tmp_path):
     sc = json.loads((out / "scorecard.json").read_text())
     assert "image_token_mismatch" in sc["verdict"]["diagnoses"]
     assert "tokens: 15, features 16" in sc["prompts"][0]["error"]
+
+
+def test_a_profiler_still_gets_its_data(zoo_dir, tmp_path):
+    """Under cProfile (or coverage, or a tracer) the command exits normally, so they can write their data."""
+    import subprocess
+    import sys
+
+    prof = tmp_path / "run.prof"
+    proc = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "vibes_eval", "run",
+                           str(zoo_dir / "healthy"), "--out", str(tmp_path / "r"), "--quiet", "--no-grounding"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert prof.is_file() and prof.stat().st_size > 0

@@ -108,6 +108,10 @@ def _one(ckpt: Path | str, args, out: Path, remote: bool = False) -> int:
                 adapter = HFAdapter(ckpt, profile, **common)
         except CheckpointError as e:
             return failed(str(e))
+        if adapter.device == "cpu":  # this process only runs the model: keep freed tensor memory for reuse
+            from vibes_eval.loaders.hf import tune_cpu_malloc
+
+            tune_cpu_malloc()
     return _finish(_run_with_progress(suite, adapter, ckpt, gate, args, err, out), ckpt, args, err, out)
 
 

@@ -282,7 +282,8 @@ def serve_command(args) -> int:
     from vibes_eval.loaders.hf import HFAdapter
 
     try:
-        adapter = HFAdapter(args.checkpoint, profile, device=args.device, dtype=args.dtype, template=args.template, batch_size=1)
+        adapter = HFAdapter(args.checkpoint, profile, device=args.device, dtype=args.dtype, template=args.template, batch_size=1,
+                              prefix_cache=False)  # one request at a time: nothing to share, and no cache to grow
     except CheckpointError as e:
         return fail(str(e), 3)
     try:

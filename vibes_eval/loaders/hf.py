@@ -92,7 +92,9 @@ def tune_cpu_malloc() -> bool:
     glibc serves blocks above a (dynamic) threshold with fresh mmaps and trims the heap eagerly; a
     batched decode on the CPU allocates and frees megabyte-sized KV and activation tensors every
     step, and the page faults made it 2-3x slower (bench/vs_naive.py; the same effect as the
-    MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ environment variables). True when applied.
+    MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ environment variables). Process-wide and not
+    undone: `vibes-eval run` calls it for a CPU run; a program using HFAdapter decides for itself.
+    True when applied.
     """
     import ctypes
     import platform
@@ -143,7 +145,7 @@ class HFAdapter:
         device: str | None = None,
         dtype: str | None = None,
         template: str | None = None,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         prefix_cache: bool = True,
     ):
         import torch
@@ -151,7 +153,7 @@ class HFAdapter:
 
         self.ckpt = Path(ckpt)
         self.profile = profile
-        self.batch_size = batch_size
+        self.batch_size = batch_size  # None: 32 with shared prefixes (capped by GPU memory), else 16
         cfg = read_config(self.ckpt)
         arch = (cfg.get("architectures") or ["?"])[0]
         cls = getattr(transformers, arch, None)
@@ -183,8 +185,6 @@ class HFAdapter:
         """Adopt a loaded model + processor (other loaders convert their format, then call this)."""
         self.model, self.processor = model.eval(), processor
         self.device, self.dtype = device, dtype
-        if device == "cpu":
-            tune_cpu_malloc()
         info = loading_info or {}
         self.loading_info = {k: sorted(v) if isinstance(v, (set, list)) else v for k, v in info.items() if k != "error_msgs"}
         tok = self.processor.tokenizer
@@ -204,7 +204,10 @@ class HFAdapter:
         if prefix_cache and self.model.config.model_type == "llava":  # one image, a fixed token count: prefixes are shared
             from vibes_eval.loaders.prefix import PrefixEngine
 
+            self.batch_size = getattr(self, "batch_size", None) or 32
             self._prefix = PrefixEngine(self.model, self.processor, self.render_prompt, batch_size=self.batch_size, load_image=load_image)
+        else:
+            self.batch_size = getattr(self, "batch_size", None) or 16
 
     # -- prompts --------------------------------------------------------------------------
     def render_prompt(self, question: str, template: str | None = None) -> str:
@@ -214,6 +217,8 @@ class HFAdapter:
         template's cue (`templates.splice_template`).
         """
         cache = self.__dict__.setdefault("_rendered", {})  # a chat template is a jinja render: once per question
+        if len(cache) > 4096:  # a long-running `serve` sees endless questions
+            cache.clear()
         if (question, template) in cache:
             return cache[question, template]
         if self.template_name:

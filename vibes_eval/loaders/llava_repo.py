@@ -152,7 +152,7 @@ class LlavaRepoAdapter(HFAdapter):
         device: str | None = None,
         dtype: str | None = None,
         template: str | None = None,
-        batch_size: int = 32,
+        batch_size: int | None = None,
     ):
         import transformers
 

@@ -33,7 +33,8 @@ from vibes_eval.records import Request
 __all__ = ["PrefixEngine", "Row"]
 
 KV_BUDGET_BYTES = 4 << 30
-"""Prefix KV caches kept at once (LRU); llava-1.5-7b in bf16 needs ~0.32 GB per image prefix."""
+"""Prefix KV caches kept at once (LRU; on a GPU at most a quarter of its free memory); llava-1.5-7b
+in bf16 needs ~0.32 GB per image prefix, so a 10-image suite fits on an 80 GB card."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ class PrefixEngine:
     def __init__(self, model, processor, render, *, batch_size: int, load_image, kv_budget: int = KV_BUDGET_BYTES):
         self.model, self.processor, self.render = model, processor, render
         self.batch_size, self.load_image, self.kv_budget = batch_size, load_image, kv_budget
+        if model.device.type == "cuda":  # a quarter of what the GPU has free after loading, at most kv_budget
+            import torch
+
+            self.kv_budget = min(kv_budget, torch.cuda.mem_get_info(model.device)[0] // 4)
         self.tok = processor.tokenizer
         self.image_id = model.config.image_token_id
         params = inspect.signature(model.forward).parameters
@@ -264,7 +269,8 @@ class PrefixEngine:
         per_row = (tc.num_hidden_layers * 2 * (getattr(tc, "num_key_value_heads", None) or heads)
                    * (getattr(tc, "head_dim", None) or tc.hidden_size // heads) * positions * self.model.dtype.itemsize)
         free, _ = torch.cuda.mem_get_info(dev)
-        return max(1, min(self.batch_size, int(0.5 * free // max(per_row, 1))))
+        usable = 0.5 * free - max(0, self.kv_budget - self._kv_bytes)  # the prefix LRU may still grow to its budget
+        return max(1, min(self.batch_size, int(usable // max(per_row, 1))))
 
     def batches(self, rows: list[Row], order_key, limit: int | None = None) -> list[list[int]]:
         """Indices of `rows` in batches of at most `limit` (batch_size), one prefix length per batch, sorted by `order_key`."""

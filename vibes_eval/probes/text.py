@@ -286,15 +286,28 @@ def _known_words() -> frozenset[str] | None:
 
         words = list(get_frequency_dict("en"))
         if cached is not None:
-            tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-            try:
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                tmp.write_text("\n".join(words), encoding="utf-8")
-                tmp.replace(cached)  # atomic: a reader sees all of it or none
-            except OSError:  # a read-only cache folder: the next run builds the set again
-                tmp.unlink(missing_ok=True)
+            _write_lexicon(cached, words)
     _KNOWN = frozenset(words)
     return _KNOWN
+
+
+def _write_lexicon(path, words: list[str]) -> bool:
+    """Write the word list to `path` atomically and drop older lists; False where the folder is read-only."""
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text("\n".join(words), encoding="utf-8")
+        tmp.replace(path)  # atomic: a reader sees all of it or none
+    except OSError:  # read-only or full: this run uses the set it built; the next builds it again
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # a read-only folder: there is no partial file to remove
+            return False
+        return False
+    for old in path.parent.glob("lexicon-en-*.txt"):
+        if old != path:
+            old.unlink(missing_ok=True)  # another wordfreq install's list
+    return True
 
 
 @_reads_answer

@@ -55,16 +55,8 @@ def render_html(scorecard: Scorecard) -> str:
 def _environment():
     import jinja2
 
-    from vibes_eval.toy.factory import cache_root
-
-    try:  # the compiled template is kept between runs (compiling it is ~20 ms of every run)
-        (cache_root() / "jinja").mkdir(parents=True, exist_ok=True)
-        cache = jinja2.FileSystemBytecodeCache(str(cache_root() / "jinja"))
-    except OSError:  # a read-only home: compile every time
-        cache = None
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(_TEMPLATES),
-        bytecode_cache=cache,
         autoescape=True,
         finalize=_no_url,
         undefined=jinja2.StrictUndefined,
