@@ -204,10 +204,10 @@ class HFAdapter:
         if prefix_cache and self.model.config.model_type == "llava":  # one image, a fixed token count: prefixes are shared
             from vibes_eval.loaders.prefix import PrefixEngine
 
-            self.batch_size = getattr(self, "batch_size", None) or 32
+            self.batch_size = self.batch_size or 32
             self._prefix = PrefixEngine(self.model, self.processor, self.render_prompt, batch_size=self.batch_size, load_image=load_image)
         else:
-            self.batch_size = getattr(self, "batch_size", None) or 16
+            self.batch_size = self.batch_size or 16
 
     # -- prompts --------------------------------------------------------------------------
     def render_prompt(self, question: str, template: str | None = None) -> str:
