@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from vibes_eval.records import PromptResult, Scorecard, Signal, load_scorecard, worst
-from vibes_eval.render.terminal import STATUS_STYLE, status_counts, truncate
+from vibes_eval.render.terminal import STATUS_STYLE, status_counts, terminal_safe, truncate
+from vibes_eval.safety import say, strip_control
 
 __all__ = [
     "CompareError",
@@ -293,7 +293,8 @@ def render_compare(scorecards: list[Scorecard], console=None, only_diff: bool = 
     from rich.text import Text
 
     console = console or Console()
-    labels = labels or column_labels(scorecards)
+    labels = [strip_control(label, newlines=False) for label in (labels or column_labels(scorecards))]
+    scorecards = [terminal_safe(sc) for sc in scorecards]  # no answer or name paints the terminal
 
     def table(title: str, first: str, caption: str | None = None) -> Table:
         t = Table(title=title, title_justify="left", caption=caption, caption_justify="left", expand=True)
@@ -365,61 +366,20 @@ def _prompt_cell(p: PromptResult | None, odd: bool):
     return cell
 
 
-# ---------------------------------------------------------------- HTML
+# ---------------------------------------------------------------- HTML (render/compare_html.py)
 
-
-def render_compare_html(scorecards: list[Scorecard], only_diff: bool = False, *, labels=None, thumbnails: bool = True) -> str:
-    """The comparison as one self-contained HTML string (see `write_compare_html`)."""
-    from vibes_eval.render.html import _environment  # its autoescape + URL-free finalize, shared
-    from vibes_eval.render.thumbs import make_thumbnail
-
-    labels = labels or column_labels(scorecards)
-    rows = prompt_rows(scorecards)
-    shown = [r for r in rows if r.differs or not only_diff]
-    return _environment().get_template("compare.html.j2").render(
-        scorecards=scorecards,
-        labels=labels,
-        worst=worst(sc.verdict.status for sc in scorecards),
-        exit_code=worst_exit_code(scorecards),
-        verdict_rows=verdict_rows(scorecards),
-        prompts=[{"row": r, "thumb": make_thumbnail(r.first.image_path) if thumbnails else None} for r in shown],
-        prompt_total=len(rows),
-        prompt_differing=sum(r.differs for r in rows),
-        fingerprint_rows=fingerprint_diff(scorecards, only_diff),
-        signal_rows=signal_rows(scorecards, only_diff),
-        only_diff=only_diff,
-    )
-
-
-def write_compare_html(
-    scorecards: list[Scorecard], path, only_diff: bool = False, *, labels=None, thumbnails: bool = True
-) -> Path:
-    """Write the comparison to `path` (parent folders created): inline CSS, data: thumbnails, no script, no URL.
-
-    Args:
-        scorecards: The runs, one column each.
-        path: Where the `.html` file goes.
-        only_diff: Keep only the prompts, fingerprint fields and signals that differ.
-        labels: Column titles (default: `column_labels(scorecards)`).
-        thumbnails: Embed each prompt's image (read from `PromptResult.image_path`) when still there.
-
-    Returns:
-        The path written.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_compare_html(scorecards, only_diff, labels=labels, thumbnails=thumbnails), encoding="utf-8")
-    return path
+from vibes_eval.render.compare_html import render_compare_html, write_compare_html  # noqa: E402 - re-exported
 
 
 # ---------------------------------------------------------------- commands
 
 
-def compare_scorecards(scorecards: list[Scorecard], out_dir, console=None, only_diff: bool = False, *, labels=None) -> int:
+def compare_scorecards(scorecards: list[Scorecard], out_dir, console=None, only_diff: bool = False, *, labels=None,
+                       sources=None) -> int:
     """Render the comparison, write `out_dir/compare.html`; return the worst exit code (for `run A B C`)."""
-    labels = labels or column_labels(scorecards)
+    labels = labels or column_labels(scorecards, sources)
     render_compare(scorecards, console, only_diff, labels=labels)
-    write_compare_html(scorecards, Path(out_dir) / "compare.html", only_diff, labels=labels)
+    write_compare_html(scorecards, Path(out_dir) / "compare.html", only_diff, labels=labels, sources=sources)
     return worst_exit_code(scorecards)
 
 
@@ -449,16 +409,16 @@ def compare_command(args, console=None) -> int:
             raise CompareError("compare: give at least one REPORT_DIR")
         scorecards = load_reports(reports)
     except CompareError as e:
-        print(f"vibes-eval: {e}", file=sys.stderr)
+        say(str(e))
         return EXIT_USAGE
     html = args.html or _report_dir(Path(reports[0])).parent / "compare.html"
     labels = column_labels(scorecards, reports)
     console = console or Console()
     render_compare(scorecards, console, args.only_diff, labels=labels)
     try:
-        write_compare_html(scorecards, html, args.only_diff, labels=labels)
+        write_compare_html(scorecards, html, args.only_diff, labels=labels, sources=reports)
     except OSError as e:
-        print(f"vibes-eval: {html}: cannot write: {e.strerror or e}", file=sys.stderr)
+        say(f"{html}: cannot write: {e.strerror or e}")
         return EXIT_USAGE
     console.print(f"HTML: {html}", highlight=False, markup=False)
     return worst_exit_code(scorecards)

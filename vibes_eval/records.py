@@ -130,6 +130,8 @@ class Scorecard(_Frozen):
     verdict: Verdict
     created: str
     seconds: float = 0.0
+    run_id: str | None = None
+    """Names the `vibes-eval run` that wrote this file; its HTML and JUnit files carry the same id."""
 
 
 def load_scorecard(path: Path) -> Scorecard:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from vibes_eval.loaders.detect import PROFILE_DIR, CheckpointError, detect
 from vibes_eval.records import Scorecard, Status, Verdict
-from vibes_eval.render.html import write_html
-from vibes_eval.render.junit import write_junit
+from vibes_eval.safety import url_without_userinfo
+from vibes_eval.render.reports import write_reports  # json + html + junit, atomic, one run id, redacted
 from vibes_eval.suite import SuiteError, load_suite
 from vibes_eval.verdict import EXIT_EVAL, load_error_verdict
 
@@ -30,17 +30,6 @@ def default_suite(ckpt: Path) -> Path:
 
     name = "shapes.yaml" if (Path(ckpt) / TOY_MARKER).is_file() else "default.yaml"
     return REPO / "suites" / name
-
-
-def write_reports(sc: Scorecard, out: Path, junit: Path | None = None) -> list[Path]:
-    """scorecard.json and scorecard.html in `out` (and the JUnit file if asked); returns the paths."""
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "scorecard.json"
-    path.write_text(sc.model_dump_json(indent=2) + "\n")
-    paths = [path, write_html(sc, out / "scorecard.html")]
-    if junit:
-        paths.append(write_junit(sc, junit))
-    return paths
 
 
 def _write_error(ckpt: Path, suite, verdict: Verdict, out: Path, junit: Path | None) -> None:
@@ -120,7 +109,7 @@ def _remote_adapter(args, err):
     from vibes_eval.loaders.detect import profiles
     from vibes_eval.loaders.openai import OpenAIAdapter
 
-    with err.status(f"connecting to {args.base_url} ({args.model})"):
+    with err.status(f"connecting to {url_without_userinfo(args.base_url)} ({args.model})"):
         try:
             return OpenAIAdapter(args.base_url, args.model, profiles().get("openai"),
                                  concurrency=args.concurrency, timeout=args.timeout)
@@ -189,6 +178,21 @@ def _remote_usage(args) -> str | None:
     return None
 
 
+def _report_names(ckpts: list[Path]) -> list[str]:
+    """One report folder name per checkpoint: its folder's name, `name-2`, `name-3` for a name seen before."""
+    seen: set[str] = set()
+    out = []
+    for ckpt in ckpts:
+        base = Path(ckpt).resolve().name or "checkpoint"
+        name, k = base, 1
+        while name.casefold() in seen:  # case-insensitive: two names must not share a folder on macOS either
+            k += 1
+            name = f"{base}-{k}"
+        seen.add(name.casefold())
+        out.append(name)
+    return out
+
+
 def run_command(args) -> int:
     """Run the suite on each checkpoint, one at a time; the exit code is the worst of them."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -198,15 +202,16 @@ def run_command(args) -> int:
             print(f"vibes-eval: {problem}", file=sys.stderr)
             return EXIT_USAGE
         safe = re.sub(r"[^\w.-]+", "-", args.model).strip("-") or "model"
-        return _one(f"{args.model} at {args.base_url}", args, args.out or (REPO / "reports" / f"{safe}-{stamp}"), remote=True)
+        return _one(f"{args.model} at {url_without_userinfo(args.base_url)}", args, args.out or (REPO / "reports" / f"{safe}-{stamp}"), remote=True)
     if not args.checkpoints:
         print("vibes-eval: run: give checkpoint folder(s), or --adapter openai --base-url URL --model NAME", file=sys.stderr)
         return EXIT_USAGE
     several = len(args.checkpoints) > 1
     base = args.out or (REPO / "reports" / (f"compare-{stamp}" if several else f"{args.checkpoints[0].resolve().name}-{stamp}"))
     codes, outs = [], []
-    for ckpt in args.checkpoints:  # one at a time: memory stays that of one model
-        out = base / ckpt.resolve().name if several else base
+    names = _report_names(args.checkpoints) if several else []
+    for i, ckpt in enumerate(args.checkpoints):  # one at a time: memory stays that of one model
+        out = base / names[i] if several else base
         code = _one(ckpt, args, out)
         if code == EXIT_USAGE:
             return code
@@ -216,6 +221,6 @@ def run_command(args) -> int:
         from vibes_eval.compare import compare_scorecards, load_reports
         from rich.console import Console
 
-        worst = compare_scorecards(load_reports(outs), base, console=Console(quiet=args.quiet))
+        worst = compare_scorecards(load_reports(outs), base, console=Console(quiet=args.quiet), sources=outs)
         codes.append(worst)
     return max(codes)

@@ -5,16 +5,23 @@ checkpoint as it would to vLLM: `GET /v1/models` and `POST /v1/chat/completions`
 user message holding one image (a data: URI) and one text part, greedy decoding. Answers
 come from the Adapter's own `generate`, so a served checkpoint answers exactly as it does
 in-process. Built on the stdlib's ThreadingHTTPServer: no new dependency, no streaming,
-no authentication unless `api_key` is given; it binds to 127.0.0.1 unless told otherwise.
+no authentication unless `api_key` is given; it binds to 127.0.0.1 unless told otherwise
+(`--host ::1` and other IPv6 addresses work too).
+
+Bounded against its clients: images are refused from their header above limits.MAX_PIXELS,
+questions above MAX_QUESTION_CHARS; at most MAX_CONCURRENT_SERVE requests are decoded and
+answered at once (a few more wait, the rest get 503), connections are capped, and a body that
+does not arrive in full within `body_timeout` seconds (a Content-Length larger than what is
+sent) is answered 408 and its thread freed.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import io
 import json
 import re
+import socket
 import sys
 import tempfile
 import threading
@@ -23,12 +30,17 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from vibes_eval.limits import MAX_CONCURRENT_SERVE, MAX_PIXELS, MAX_QUESTION_CHARS, ImageTooLarge, open_image
 from vibes_eval.records import Request
+from vibes_eval.safety import say, short, strip_control
 
-__all__ = ["MAX_BODY", "MAX_TOKENS", "add_serve_parser", "serve", "serve_command"]
+__all__ = ["BODY_TIMEOUT", "MAX_BODY", "MAX_CONNECTIONS", "MAX_TOKENS", "add_serve_parser", "serve", "serve_command"]
 
 MAX_BODY = 32 << 20  # bytes: a base64 PNG of a large photo fits many times over
 MAX_TOKENS = 4096
+BODY_TIMEOUT = 30.0  # seconds for a request's headers and body to arrive in full
+MAX_CONNECTIONS = 32  # open connections (threads); more are closed at once
+MAX_WAITING = 8  # requests queued for the model beyond the ones being answered; more get 503
 _DATA_URI = re.compile(r"data:image/[\w.+-]+;base64,(?P<data>.*)", re.DOTALL)
 
 
@@ -43,9 +55,13 @@ class _BadRequest(Exception):
 class _App:
     """What every handler thread shares: the adapter, its lock, the served model name."""
 
-    def __init__(self, adapter, model_name: str, api_key: str | None, log):
+    def __init__(self, adapter, model_name: str, api_key: str | None, log, *, workers: int = MAX_CONCURRENT_SERVE,
+                 waiting: int = MAX_WAITING, body_timeout: float = BODY_TIMEOUT):
         self.adapter, self.model_name, self.api_key, self.log = adapter, model_name, api_key, log
         self.lock = threading.Lock()  # the HF model is not thread-safe: one generate at a time
+        self.work = threading.BoundedSemaphore(workers)  # decoding images and answering: bounded memory
+        self.admitted = threading.BoundedSemaphore(workers + waiting)  # in work or waiting for it
+        self.body_timeout = body_timeout
         self.created = int(time.time())
 
     def model_entry(self) -> dict:
@@ -79,6 +95,15 @@ class _App:
         limit = next((body[k] for k in ("max_tokens", "max_completion_tokens") if body.get(k) is not None), 64)
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_TOKENS:
             raise _BadRequest(400, f"`max_tokens` must be an integer from 1 to {MAX_TOKENS}")
+        if not self.admitted.acquire(blocking=False):
+            raise _BadRequest(503, "the server is busy: too many requests at once; retry later", "server_busy")
+        try:
+            with self.work:
+                return self._answer(body, limit)
+        finally:
+            self.admitted.release()
+
+    def _answer(self, body: dict, limit: int) -> dict:
         image, question = _one_image_and_text(body.get("messages"))
         with tempfile.TemporaryDirectory(prefix="vibes-serve-") as tmp:
             # the Adapter's generate takes image files: reuse its exact path rather than a second one
@@ -123,14 +148,17 @@ def _one_image_and_text(messages):
     text = texts[0].get("text")
     if not isinstance(text, str):
         raise _BadRequest(400, "the text part needs a `text` string")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise _BadRequest(400, f"the question is {len(text):,} characters; at most {MAX_QUESTION_CHARS:,} are served")
     m = _DATA_URI.fullmatch(url) if isinstance(url, str) else None
     if m is None:  # no fetching of http URLs: the server reaches nothing beyond its client
         raise _BadRequest(400, "image_url.url must be a data:image/...;base64, URI")
     try:
         raw = base64.b64decode(m.group("data"), validate=True)
-        with Image.open(io.BytesIO(raw)) as im:
-            image = im.convert("RGB")
-    except (binascii.Error, ValueError, OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
+        image = open_image(raw, MAX_PIXELS)  # the size is checked from the header, before decoding
+    except ImageTooLarge as e:
+        raise _BadRequest(400, f"image_url: {e}") from None
+    except (binascii.Error, ValueError, OSError, SyntaxError, UnidentifiedImageError, Image.DecompressionBombError) as e:
         raise _BadRequest(400, f"image_url: not a decodable image: {type(e).__name__}") from None
     return image, text
 
@@ -142,9 +170,13 @@ class _Handler(BaseHTTPRequestHandler):
     def app(self) -> _App:
         return self.server.app  # type: ignore[attr-defined]
 
+    def setup(self):
+        super().setup()
+        self.connection.settimeout(self.app.body_timeout)  # a client that stops sending is dropped
+
     def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
         if self.app.log:
-            self.app.log(f"{self.address_string()} {format % args}")
+            self.app.log(strip_control(f"{self.address_string()} {format % args}", newlines=False))
 
     def _send(self, status: int, payload: dict) -> None:
         data = json.dumps(payload).encode()
@@ -195,9 +227,12 @@ class _Handler(BaseHTTPRequestHandler):
         if not 0 < length <= MAX_BODY:
             self._error(413 if length > MAX_BODY else 400, f"the body must be 1 to {MAX_BODY} bytes")
             return
+        raw = self._read_body(length)
+        if raw is None:
+            return
         try:
-            body = json.loads(self.rfile.read(length))
-        except (ValueError, UnicodeDecodeError):
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError):
             self._error(400, "the body is not valid JSON")
             return
         try:
@@ -205,11 +240,67 @@ class _Handler(BaseHTTPRequestHandler):
         except _BadRequest as e:
             self._error(e.status, str(e), e.code)
         except Exception as e:  # noqa: BLE001 - the client gets the crash's words, the server keeps serving
-            self._error(500, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", "server_error")
+            self._error(500, f"{type(e).__name__}: {short(str(e).splitlines()[0] if str(e) else '', 300)}", "server_error")
+
+    def _read_body(self, length: int) -> bytes | None:
+        """The body, read within the app's body_timeout in all (not per read); None once answered 408."""
+        deadline = time.monotonic() + self.app.body_timeout
+        chunks, got = [], 0
+        try:
+            while got < length:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                self.connection.settimeout(left)
+                chunk = self.rfile.read1(min(length - got, 1 << 16))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+        except (TimeoutError, socket.timeout):
+            pass
+        if got < length:
+            self.close_connection = True
+            try:
+                self._error(408, f"the body ended after {got} of its {length} bytes (Content-Length)", "request_timeout")
+            except OSError:  # the client is gone
+                pass
+            return None
+        return b"".join(chunks)
+
+
+class _Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer for IPv4 or IPv6 hosts, with at most MAX_CONNECTIONS connections at once."""
+
+    daemon_threads = True  # a client that hangs up mid-request never blocks shutdown
+    max_connections = MAX_CONNECTIONS
+
+    def __init__(self, address, handler):
+        if ":" in address[0]:  # ::1, fe80::..: an IPv6 literal
+            self.address_family = socket.AF_INET6
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # too many connections: drop this one at once
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 def serve(adapter, host: str = "127.0.0.1", port: int = 0, *, model_name: str | None = None,
-          api_key: str | None = None, log=None) -> tuple[ThreadingHTTPServer, threading.Thread]:
+          api_key: str | None = None, log=None, body_timeout: float = BODY_TIMEOUT,
+          workers: int = MAX_CONCURRENT_SERVE) -> tuple[ThreadingHTTPServer, threading.Thread]:
     """Serve `adapter` on http://host:port/v1 from a background thread.
 
     Args:
@@ -219,14 +310,15 @@ def serve(adapter, host: str = "127.0.0.1", port: int = 0, *, model_name: str | 
         model_name: the name clients must send as `model`; default the checkpoint folder's name.
         api_key: if set, requests must carry `Authorization: Bearer <api_key>`.
         log: optional callable taking one line per request.
+        body_timeout: seconds a request's body may take to arrive in full (else 408).
+        workers: requests decoded and answered at once.
 
     Returns:
         (server, thread): stop with `server.shutdown(); server.server_close()`.
     """
     name = model_name or Path(str(getattr(adapter, "ckpt", "model"))).name or "model"
-    server = ThreadingHTTPServer((host, port), _Handler)
-    server.daemon_threads = True  # a client that hangs up mid-request never blocks shutdown
-    server.app = _App(adapter, name, api_key, log)  # type: ignore[attr-defined]
+    server = _Server((host, port), _Handler)
+    server.app = _App(adapter, name, api_key, log, workers=workers, body_timeout=body_timeout)  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, name=f"vibes-serve-{name}", daemon=True)
     thread.start()
     return server, thread
@@ -258,7 +350,7 @@ def serve_command(args) -> int:
     from vibes_eval.loaders.detect import CheckpointError, detect
 
     def fail(message: str, code: int) -> int:
-        print(f"vibes-eval: {message}", file=sys.stderr)
+        say(message)
         return code
 
     if not 0 <= args.port <= 65535:
@@ -286,16 +378,19 @@ def serve_command(args) -> int:
                               prefix_cache=False)  # one request at a time: nothing to share, and no cache to grow
     except CheckpointError as e:
         return fail(str(e), 3)
+    except Exception as e:  # noqa: BLE001 - e.g. a pickle torch refuses: one line and exit 3, never a traceback
+        return fail(f"{args.checkpoint}: cannot load: {type(e).__name__}: {short(str(e).splitlines()[0] if str(e) else '', 200)}", 3)
     try:
         server, thread = serve(adapter, args.host, args.port, model_name=args.model_name, api_key=api_key,
                                log=lambda line: print(line, file=sys.stderr))
     except OSError as e:  # port in use, or an address this machine does not have
         return fail(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}", 2)
     host, port = server.server_address[:2]
+    host = f"[{host}]" if ":" in host else host
     name = server.app.model_name  # type: ignore[attr-defined]
     if args.host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         print(f"vibes-eval: warning: listening on {args.host} without an API key; anyone who can reach it can use it", file=sys.stderr)
-    print(f"serving {args.checkpoint} as model {name!r} at http://{host}:{port}/v1 (Ctrl-C to stop)", file=sys.stderr)
+    print(strip_control(f"serving {args.checkpoint} as model {name!r} at http://{host}:{port}/v1 (Ctrl-C to stop)"), file=sys.stderr)
     try:
         while thread.is_alive():
             thread.join(0.5)

@@ -1,11 +1,15 @@
 """The OpenAI-compatible loader: a checkpoint behind a chat-completions server (vLLM, SGLang, TGI, `vibes-eval serve`).
 
 `OpenAIAdapter(base_url, model)` talks to `POST {base_url}/v1/chat/completions` with the
-stdlib (urllib), one request per prompt, a few at a time. It serves the Adapter interface
+stdlib (http.client), one request per prompt, a few at a time. It serves the Adapter interface
 except likelihoods: servers do not return the teacher-forced log-likelihood of a given
 answer, so `supports_scoring` is False and the runner skips those probes (the
 counterfactual answers still run). The API key comes from `$VIBES_EVAL_API_KEY`, else
 `$OPENAI_API_KEY`.
+
+Hardened against the server: redirects are not followed (the key never reaches another
+address), each request has a total deadline and a body cap, a malformed answer is an error on
+its prompt only, and the key and URL passwords are redacted from everything recorded.
 """
 
 from __future__ import annotations
@@ -17,15 +21,17 @@ import json
 import os
 import platform
 import socket
-import time
-import urllib.error
-import urllib.request
+import threading
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from vibes_eval.limits import MAX_ANSWER_CHARS, MAX_RESPONSE_BYTES
 from vibes_eval.loaders.detect import CheckpointError, Profile
+from vibes_eval.loaders.exchange import Exchange, TooLarge
 from vibes_eval.records import Request, Response
+from vibes_eval.safety import redact, redact_deep, register_secret, short, url_without_userinfo
 
 __all__ = ["API_KEY_ENV", "OpenAIAdapter", "RemoteError", "add_openai_arguments", "api_root"]
 
@@ -69,12 +75,12 @@ def _server_message(body: bytes) -> str:
     text = body.decode("utf-8", "replace").strip()
     try:
         data = json.loads(text)
-    except ValueError:
-        return " ".join(text.split())[:300] or "(empty body)"
+    except (ValueError, RecursionError):
+        return short(text, 300) or "(empty body)"
     err = data.get("error", data.get("detail", data.get("message"))) if isinstance(data, dict) else None
     if isinstance(err, dict):
         err = err.get("message") or err
-    return " ".join(str(err if err is not None else data).split())[:300]
+    return short(err if isinstance(err, str) else json.dumps(err if err is not None else data, default=str)[:1200], 300)
 
 
 def _encode_png(image) -> str:
@@ -123,49 +129,85 @@ class OpenAIAdapter:
             raise ValueError("--model: the model name the server serves is required")
         if concurrency < 1 or timeout <= 0 or tries < 1:
             raise ValueError("--concurrency and --timeout must be positive")
-        self.root = api_root(base_url)
+        root = api_root(base_url)
+        parts = urllib.parse.urlsplit(root)
+        try:
+            self._host, self._port = parts.hostname, parts.port
+        except ValueError as e:
+            raise ValueError(f"--base-url: {e}") from None
+        if not self._host:
+            raise ValueError("--base-url: no host in the URL")
+        self._https = parts.scheme.lower() == "https"
+        self.root = url_without_userinfo(root)  # what is shown and recorded: never user:password@
         self.base_url = self.root + "/v1"
+        self._path_prefix = urllib.parse.urlsplit(self.base_url).path
         self.model = model
         self.profile = profile
         self.concurrency, self.timeout, self.tries, self.backoff = concurrency, float(timeout), tries, backoff
         self._key = _api_key(api_key)
+        register_secret(self._key)
+        self._auth = f"Bearer {self._key}" if self._key else None
+        if parts.password is not None:  # http://user:password@host: HTTP basic auth, unless a key is given
+            user, password = urllib.parse.unquote(parts.username or ""), urllib.parse.unquote(parts.password)
+            register_secret(password)
+            register_secret(f"{user}:{password}")
+            if not self._auth:
+                self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            register_secret(self._auth.split(" ", 1)[1])
+        self._cancel = threading.Event()
+        self._live: set[Exchange] = set()
+        self._live_lock = threading.Lock()
         self._images: dict[tuple[str, str], str] = {}  # each image is encoded once per run
         self.server_info, self.server_note = self._probe_server()
 
     # -- HTTP -------------------------------------------------------------------------------
     def _call(self, method: str, path: str, payload: dict | None = None) -> Any:
-        """One exchange; the parsed JSON body, or RemoteError saying what happened and whether to retry."""
+        """One exchange; the parsed JSON body, or RemoteError saying what happened and whether to retry.
+
+        http.client, not urllib: no redirect is followed (urllib would resend the Authorization
+        header to whatever host a 302 names) and no proxy is consulted; the whole exchange
+        (connect, headers, body) must finish within `timeout` seconds, and the body is read up to
+        MAX_RESPONSE_BYTES.
+        """
         url = self.base_url + path
         headers = {"Accept": "application/json", "User-Agent": "vibes-eval"}
         data = None
         if payload is not None:
             data = json.dumps(payload).encode()
             headers["Content-Type"] = "application/json"
-        if self._key:
-            headers["Authorization"] = f"Bearer {self._key}"
-        req = urllib.request.Request(url, data=data, headers=headers, method=method)
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                body = resp.read()
-        except urllib.error.HTTPError as e:
-            with e:  # an HTTPError holds the open response: close it
-                body, status = e.read(), e.code
-                after = e.headers.get("Retry-After") if e.headers else None
+        if self._auth:
+            headers["Authorization"] = self._auth
+        with Exchange(self, url) as ex:
+            try:
+                status, reason, resp_headers, body = ex.send(method, self._path_prefix + path, data, headers)
+            except TooLarge:
+                raise RemoteError(f"HTTP 200 from {url}: the answer is over {MAX_RESPONSE_BYTES >> 20} MiB: not read") from None
+            except (OSError, http.client.HTTPException) as e:  # refused, reset, timeout, bad status line
+                if self._cancel.is_set():
+                    raise RemoteError(f"cannot connect to {url}: cancelled") from None
+                if ex.expired or isinstance(e, (TimeoutError, socket.timeout)):
+                    why = f"timed out after {self.timeout:g} s"
+                else:
+                    why = str(getattr(e, "strerror", None) or e) or type(e).__name__
+                raise RemoteError(redact(f"cannot connect to {url}: {why}"), retry=True) from None
+        if 300 <= status < 400:
+            where = short(url_without_userinfo(resp_headers.get("Location") or "?"), 200)
+            raise RemoteError(redact(f"HTTP {status} from {url}: redirects to {where}: not followed "
+                                     f"(the API key is never sent to another address; give that URL as --base-url)"),
+                              status=status)
+        if status >= 400:
+            after = resp_headers.get("Retry-After")
             hint = f" (set {' or '.join(API_KEY_ENV)})" if status in (401, 403) else ""
             try:
                 wait = float(after) if after is not None else None
             except ValueError:  # an HTTP date: rare; our own backoff will do
                 wait = None
-            raise RemoteError(f"HTTP {status} from {url}: {_server_message(body)}{hint}", status=status,
-                              retry=status == 429 or status >= 500, retry_after=wait) from None
-        except (OSError, http.client.HTTPException) as e:  # URLError, refused, reset, timeout, bad status line
-            reason = getattr(e, "reason", e)
-            why = f"timed out after {self.timeout:g} s" if isinstance(reason, (TimeoutError, socket.timeout)) else (str(reason) or type(reason).__name__)
-            raise RemoteError(f"cannot connect to {url}: {why}", retry=True) from None
+            raise RemoteError(redact(f"HTTP {status} from {url}: {_server_message(body)}{hint}"), status=status,
+                              retry=status == 429 or status >= 500, retry_after=wait)
         try:
             return json.loads(body)
-        except ValueError:
-            raise RemoteError(f"HTTP 200 from {url}: not JSON: {_server_message(body)}") from None
+        except (ValueError, RecursionError):
+            raise RemoteError(redact(f"HTTP {status} from {url}: not JSON: {_server_message(body)}")) from None
 
     def _call_with_retries(self, method: str, path: str, payload: dict | None = None) -> Any:
         for attempt in range(self.tries):
@@ -179,8 +221,17 @@ class OpenAIAdapter:
                 wait = self.backoff * 2**attempt
                 if e.retry_after is not None:
                     wait = min(max(wait, e.retry_after), RETRY_AFTER_CAP)
-                time.sleep(wait)
+                if self._cancel.wait(wait):
+                    raise RemoteError(f"{e} (cancelled)", status=e.status) from None
         raise AssertionError("unreachable")
+
+    def cancel(self) -> None:
+        """Stop everything in flight (Ctrl-C): open requests are cut, no retry or new request starts."""
+        self._cancel.set()
+        with self._live_lock:
+            live = list(self._live)
+        for ex in live:
+            ex.kill()
 
     def _probe_server(self) -> tuple[dict | None, str | None]:
         """GET /v1/models once: our model's entry (or None and why). Unreachable or 401/403: CheckpointError."""
@@ -196,19 +247,24 @@ class OpenAIAdapter:
         for entry in entries:
             if isinstance(entry, dict) and entry.get("id") == self.model:
                 # `created` is the server's start time: it would make two runs' fingerprints differ
-                return {k: v for k, v in entry.items() if k != "created"}, None
-        names = ", ".join(str(e.get("id")) for e in entries if isinstance(e, dict))[:200]
-        return None, f"model {self.model!r} is not among the server's models ({names or 'none'})"
+                return redact_deep({k: v for k, v in entry.items() if k != "created"}), None
+        names = ", ".join(short(e.get("id"), 80) for e in entries[:50] if isinstance(e, dict))[:200]
+        return None, redact(f"model {self.model!r} is not among the server's models ({names or 'none'})")
 
     # -- the Adapter interface ----------------------------------------------------------------
     def _image_uri(self, path: Path | None, variant: str) -> str:
-        from vibes_eval.loaders.hf import load_image
+        from PIL import Image
+
+        from vibes_eval.limits import open_image
 
         if path is None:
             raise ValueError("the request has no image file")
         key = (str(path), "blank" if variant == "blank" else "real")
         if key not in self._images:
-            self._images[key] = _encode_png(load_image(Path(path), key[1]))
+            im = open_image(Path(path))  # the pixel count is checked before decoding
+            if key[1] == "blank":  # the CLIP mean colour LLaVA pads with (as loaders.hf.load_image)
+                im = Image.new("RGB", im.size, (122, 116, 104))
+            self._images[key] = _encode_png(im)
         return self._images[key]
 
     def _one(self, r: Request) -> Response:
@@ -220,7 +276,7 @@ class OpenAIAdapter:
         try:
             uri = self._image_uri(r.image, r.variant)
         except Exception as e:  # noqa: BLE001 - an unreadable image is this prompt's error, not the run's
-            return error(f"{r.image}: cannot read image: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            return error(f"{r.image}: cannot read image: {type(e).__name__}: {short(str(e).splitlines()[0] if str(e) else '', 200)}")
         payload = {
             "model": self.model,
             "messages": [{"role": "user", "content": [
@@ -236,27 +292,22 @@ class OpenAIAdapter:
             data = self._call_with_retries("POST", "/chat/completions", payload)
         except RemoteError as e:
             return error(str(e))
-        try:
-            choice = data["choices"][0]
-            content = choice["message"].get("content")
-        except (KeyError, IndexError, TypeError, AttributeError):
-            return error(f"{self.base_url}/chat/completions: no choices[0].message in the answer: {json.dumps(data)[:200]}")
-        if isinstance(content, list):  # some servers answer in content parts
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-        tokens = usage.get("completion_tokens")
-        return Response(
-            prompt_id=r.prompt_id, variant=r.variant, text=(content or "").strip(),
-            new_tokens=tokens if isinstance(tokens, int) and tokens >= 0 else 0,
-            finish=_FINISH.get(choice.get("finish_reason"), "eos"),
-        )
+        return _parse_answer(r, data, f"{self.base_url}/chat/completions")
 
     def generate(self, requests: list[Request]) -> list[Response]:
         """One chat completion per request, `concurrency` at a time; an HTTP failure is an error Response."""
         if not requests:
             return []
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests)), thread_name_prefix="vibes-openai") as pool:
-            return list(pool.map(self._one, requests))
+        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests)), thread_name_prefix="vibes-openai")
+        try:
+            futures = [pool.submit(self._one, r) for r in requests]
+            out = [f.result() for f in futures]
+        except BaseException:  # Ctrl-C: cut what is in flight, start nothing more, return at once
+            self.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        return out
 
     def score(self, requests: list[Request], targets: list[str]) -> list[float | None]:
         """Not available: chat-completions servers do not score a given answer. Check `supports_scoring`."""
@@ -280,8 +331,44 @@ class OpenAIAdapter:
             "versions": {"vibes_eval": __version__, "python": platform.python_version()},
         }
         if self.server_note:
-            fp["server_note"] = self.server_note
+            fp["server_note"] = redact(self.server_note)
         return fp
+
+
+def _parse_answer(r: Request, data: Any, url: str) -> Response:
+    """The Response in a chat.completion body; anything malformed is an error on this prompt only."""
+    def error(msg: str) -> Response:
+        return Response(prompt_id=r.prompt_id, variant=r.variant, finish="error", error=redact(msg))
+
+    choices = data.get("choices") if isinstance(data, dict) else None
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(message, dict):
+        try:
+            shown = json.dumps(data, default=str)[:400]
+        except (ValueError, RecursionError):
+            shown = type(data).__name__
+        return error(f"{url}: no choices[0].message in the answer: {short(shown, 200)}")
+    content = message.get("content")
+    if isinstance(content, list):  # some servers answer in content parts
+        content = "".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    if content is not None and not isinstance(content, str):
+        return error(f"{url}: choices[0].message.content is {type(content).__name__} {short(content, 40)}, not text")
+    reason = choice.get("finish_reason")
+    if reason is not None and not isinstance(reason, str):
+        return error(f"{url}: choices[0].finish_reason is {type(reason).__name__} {short(reason, 40)}, not text")
+    finish = _FINISH.get(reason, "eos")
+    text = (content or "").strip()
+    if len(text) > MAX_ANSWER_CHARS:  # a 10 MB answer must not become a 100 MB report: cut and say so
+        text = text[:MAX_ANSWER_CHARS] + f" … [cut by vibes-eval: the answer was {len(text):,} characters]"
+        finish = "length"
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    tokens = usage.get("completion_tokens")
+    return Response(
+        prompt_id=r.prompt_id, variant=r.variant, text=redact(text),
+        new_tokens=tokens if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0 else 0,
+        finish=finish,
+    )
 
 
 def add_openai_arguments(parser) -> None:

@@ -14,9 +14,11 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from vibes_eval.atomic import write_atomic
 from vibes_eval.records import PromptResult, Scorecard
 from vibes_eval.render.terminal import fingerprint_summary, problem_signals, status_counts
 from vibes_eval.render.thumbs import make_thumbnail
+from vibes_eval.safety import bidi_isolate, redact
 
 __all__ = ["render_html", "write_html"]
 
@@ -33,10 +35,7 @@ def write_html(scorecard: Scorecard, path: str | Path) -> Path:
     Returns:
         The path written.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(scorecard), encoding="utf-8")
-    return path
+    return write_atomic(path, render_html(scorecard))  # a temporary name, then renamed: never half a file
 
 
 def render_html(scorecard: Scorecard) -> str:
@@ -67,9 +66,13 @@ def _environment():
 
 def _no_url(value: Any) -> Any:
     # Runs on every {{ expression }} before output: escape it as autoescape would, then write
-    # "://" as ":&#47;&#47;" so a model that answers with a link adds no URL to the file.
+    # "://" as ":&#47;&#47;" so a model that answers with a link adds no URL to the file; text
+    # holding bidi controls is isolated (an unclosed RIGHT-TO-LEFT OVERRIDE in a folder name
+    # must not reverse the rest of the line), and registered secrets are redacted.
+    if isinstance(value, Markup):  # a macro's output: its own expressions went through here already
+        return Markup(str(value).replace("://", ":&#47;&#47;"))
     if isinstance(value, str):
-        return Markup(str(escape(value)).replace("://", ":&#47;&#47;"))
+        return Markup(str(escape(bidi_isolate(redact(value)))).replace("://", ":&#47;&#47;"))
     return value
 
 

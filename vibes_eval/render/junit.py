@@ -6,13 +6,16 @@ go red on it) but its reasons go to <system-out>, where dashboards show them nex
 
 from __future__ import annotations
 
+import io
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from vibes_eval.atomic import write_atomic
 from vibes_eval.records import PromptResult, Scorecard, Signal, Status
+from vibes_eval.safety import redact, strip_control
 
-__all__ = ["render_junit", "write_junit"]
+__all__ = ["junit_bytes", "render_junit", "write_junit"]
 
 # XML 1.0 cannot carry most control characters, even escaped; a broken model emits them
 # ("\x00", "\x1b[..."), and ElementTree would write them raw into a file no parser reads back.
@@ -29,12 +32,16 @@ def write_junit(scorecard: Scorecard, path: str | Path) -> Path:
     Returns:
         The path written.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomic(path, junit_bytes(scorecard))  # a temporary name, then renamed: never half a file
+
+
+def junit_bytes(scorecard: Scorecard) -> bytes:
+    """The JUnit XML file's bytes (UTF-8, with the XML declaration)."""
     tree = ET.ElementTree(render_junit(scorecard))
     ET.indent(tree)
-    tree.write(path, encoding="utf-8", xml_declaration=True)
-    return path
+    buf = io.BytesIO()
+    tree.write(buf, encoding="utf-8", xml_declaration=True)
+    return buf.getvalue()
 
 
 def render_junit(scorecard: Scorecard) -> ET.Element:
@@ -62,6 +69,13 @@ def render_junit(scorecard: Scorecard) -> ET.Element:
     for el in (root, suite):
         for key, n in counts.items():
             el.set(key, str(n))
+    if scorecard.run_id:
+        ET.SubElement(props, "property", name="run_id", value=scorecard.run_id)
+    for el in root.iter():  # every attribute and text, whatever built it: valid XML, no terminal escapes, no secret
+        for key, value in el.attrib.items():
+            el.set(key, _x(value))
+        if el.text:
+            el.text = _x(el.text)
     return root
 
 
@@ -102,4 +116,5 @@ def _outcome(case: ET.Element, status: Status, reasons: list[str], detail: str) 
 
 
 def _x(text: str) -> str:
-    return _NOT_XML.sub("\ufffd", text)
+    """`text` as XML 1.0 can carry it: escape sequences dropped, other forbidden characters as U+FFFD, secrets redacted."""
+    return _NOT_XML.sub("\ufffd", redact(strip_control(str(text))))

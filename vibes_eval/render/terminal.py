@@ -2,7 +2,9 @@
 
 Every string that came from a model or a suite goes through `rich.text.Text`, never through
 console markup, so an answer like "[bold]" or "[/]" prints as itself instead of breaking the
-render (Text also strips terminal control codes a broken model may emit).
+render. Before rendering, every string of the scorecard is passed through `terminal_safe`:
+escape sequences (OSC window titles, CSI clear-screen, ...), other control characters and bidi
+controls are stripped, and registered secrets redacted, so an answer cannot paint the terminal.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections import Counter
 from typing import Any
 
 from vibes_eval.records import PromptResult, Scorecard, Signal, Status
+from vibes_eval.safety import redact, strip_control
 
 __all__ = [
     "FINGERPRINT_FIELDS",
@@ -20,6 +23,7 @@ __all__ = [
     "problem_signals",
     "render_scorecard",
     "status_counts",
+    "terminal_safe",
     "truncate",
 ]
 
@@ -54,12 +58,28 @@ def render_scorecard(scorecard: Scorecard, console=None) -> None:
     from rich.console import Console
 
     console = console or Console()
+    scorecard = terminal_safe(scorecard)
     console.print(_verdict_panel(scorecard))
     if scorecard.prompts:
         console.print(_prompt_table(scorecard.prompts))
     if scorecard.signals:
         console.print(_signal_table(scorecard.signals))
     console.print(_fingerprint_text(scorecard.fingerprint))
+
+
+def terminal_safe(scorecard: Scorecard) -> Scorecard:
+    """A copy of `scorecard` whose every string is stripped of control characters and redacted."""
+    return Scorecard.model_validate(_clean(scorecard.model_dump()))
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return strip_control(redact(value))
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
 
 
 def status_counts(prompts: list[PromptResult]) -> str:

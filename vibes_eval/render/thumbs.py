@@ -11,7 +11,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MAX_PX", "MIN_PX", "Thumbnail", "make_thumbnail"]
+__all__ = ["MAX_PX", "MIN_PX", "Thumbnail", "allowed_roots", "make_thumbnail", "safe_thumbnail"]
 
 MAX_PX = 160
 """Longest side of a thumbnail; larger images are shrunk to it."""
@@ -48,8 +48,12 @@ def make_thumbnail(image_path: str | Path | None, max_px: int = MAX_PX, min_px: 
         return Thumbnail(None, f"image not found: {path.name or path}")
     from PIL import Image
 
+    from vibes_eval.limits import MAX_PIXELS
+
     try:
         with Image.open(path) as im:
+            if im.size[0] * im.size[1] > MAX_PIXELS:  # checked from the header, before decoding
+                return Thumbnail(None, f"image too large to show: {path.name} ({im.size[0]}x{im.size[1]})")
             im.load()
             size = im.size
             img = im.convert("RGBA" if _has_alpha(im) else "RGB")
@@ -73,3 +77,41 @@ def make_thumbnail(image_path: str | Path | None, max_px: int = MAX_PX, min_px: 
 
 def _has_alpha(im) -> bool:
     return im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+
+
+def allowed_roots(scorecard, source: str | Path | None = None) -> list[Path]:
+    """Folders a report may embed images from: the scorecard's own folder (when read from a file) and the
+    folder of the suite it recorded, if that suite file is still there with the recorded sha256.
+
+    A scorecard.json is data anyone can craft: without this, `compare` would embed whatever local
+    image it names (a private photo, into an HTML file that then gets shared).
+    """
+    import hashlib
+
+    roots = []
+    if source is not None:
+        src = Path(source)
+        roots.append((src if src.is_dir() else src.parent).resolve())
+    suite = getattr(scorecard, "suite", None) or {}
+    suite_path, sha = suite.get("path"), suite.get("sha256")
+    if isinstance(suite_path, str) and suite_path:
+        p = Path(suite_path)
+        try:
+            if p.is_file() and p.stat().st_size <= 16 << 20 and sha == hashlib.sha256(p.read_bytes()).hexdigest():
+                roots.append(p.resolve().parent)
+        except OSError:
+            pass
+    return roots
+
+
+def safe_thumbnail(image_path: str | Path | None, roots: list[Path]) -> Thumbnail:
+    """`make_thumbnail`, but only for an image inside one of `roots` (symlinks resolved); else a placeholder."""
+    if not image_path:
+        return Thumbnail(None, "no image")
+    try:
+        path = Path(image_path).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return Thumbnail(None, "image not shown")
+    if not any(path.is_relative_to(r) for r in roots):
+        return Thumbnail(None, f"image not shown: {Path(image_path).name} is outside the report's and its suite's folders")
+    return make_thumbnail(path)
