@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     from vibes_eval.loaders.openai import add_openai_arguments
 
     add_openai_arguments(run)  # --base-url, --model, --concurrency, --timeout
+    from vibes_eval.guard import add_guard_arguments
+
+    add_guard_arguments(run)  # --baseline, --baseline-any-suite, --summary-md
 
     val = sub.add_parser("validate", help="check a suite file; exit 0 or 2 with `file: field: problem`")
     val.add_argument("suite", metavar="SUITE")
@@ -59,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     add_budget_parser(sub)
     add_compare_parser(sub)
     add_serve_parser(sub)
+    from vibes_eval.watch import add_watch_parsers
+
+    add_watch_parsers(sub)  # watch, trend
 
     demo = sub.add_parser("demo", help="build the toy zoo and run every variant through the gate")
     demo.add_argument("--out", type=Path, default=Path("reports/demo"), help="where the zoo and the reports go")
@@ -154,6 +160,18 @@ def _cmd_serve(args) -> int:
     return serve_command(args)
 
 
+def _cmd_watch(args) -> int:
+    from vibes_eval.watch import watch_command
+
+    return watch_command(args)
+
+
+def _cmd_trend(args) -> int:
+    from vibes_eval.watch import trend_command
+
+    return trend_command(args)
+
+
 def _cmd_run(args) -> int:
     from vibes_eval.run import run_command
 
@@ -161,7 +179,7 @@ def _cmd_run(args) -> int:
 
 
 COMMANDS = {"demo": _cmd_demo, "run": _cmd_run, "validate": _cmd_validate, "budget": _cmd_budget, "compare": _cmd_compare, "toy": _cmd_toy,
-            "serve": _cmd_serve}
+            "serve": _cmd_serve, "watch": _cmd_watch, "trend": _cmd_trend}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "SCHEMA_VERSION",
+    "BaselineComparison",
+    "BaselineRow",
+    "FingerprintChange",
+    "PromptChange",
     "PromptResult",
     "Request",
     "Response",
@@ -116,6 +120,48 @@ class Verdict(_Frozen):
     exit_code: int = 0
 
 
+class BaselineRow(_Frozen):
+    """One number before (the baseline) and after (this run), and whether it fell past its tolerance."""
+
+    name: str
+    before: float | None = None
+    after: float | None = None
+    change: str = ""
+    """The change in words: `-2.38 (-99%)`."""
+    tolerance: str = ""
+    """When it counts as a regression: `falls by 30% or more`; empty where it does not gate."""
+    status: Status = Status.PASS
+
+
+class PromptChange(_Frozen):
+    """A prompt whose status changed against the baseline."""
+
+    id: str
+    before: Status | None = None
+    after: Status | None = None
+
+
+class FingerprintChange(_Frozen):
+    """A fingerprint field that differs from the baseline's (template, dtype, weights, versions...)."""
+
+    key: str
+    before: str | None = None
+    after: str | None = None
+
+
+class BaselineComparison(_Frozen):
+    """This run against a baseline scorecard (`--baseline`): the before/after table that explains the verdict."""
+
+    path: str
+    checkpoint: str
+    """The baseline's checkpoint."""
+    same_suite: bool = True
+    rows: list[BaselineRow] = Field(default_factory=list)
+    prompts: list[PromptChange] = Field(default_factory=list)
+    fingerprint: list[FingerprintChange] = Field(default_factory=list)
+    regressed: bool = False
+
+
 class Scorecard(_Frozen):
     """Everything one run found about one checkpoint."""
 
@@ -132,6 +178,8 @@ class Scorecard(_Frozen):
     seconds: float = 0.0
     run_id: str | None = None
     """Names the `vibes-eval run` that wrote this file; its HTML and JUnit files carry the same id."""
+    baseline: BaselineComparison | None = None
+    """Set by `--baseline`: the comparison with an earlier scorecard."""
 
 
 def load_scorecard(path: Path) -> Scorecard:

@@ -11,6 +11,7 @@ import re
 import sys
 from pathlib import Path
 
+from vibes_eval import guard
 from vibes_eval.loaders.detect import PROFILE_DIR, CheckpointError, detect
 from vibes_eval.records import Scorecard, Status, Verdict
 from vibes_eval.safety import url_without_userinfo
@@ -32,14 +33,16 @@ def default_suite(ckpt: Path) -> Path:
     return REPO / "suites" / name
 
 
-def _write_error(ckpt: Path, suite, verdict: Verdict, out: Path, junit: Path | None) -> None:
+def _write_error(ckpt: Path, suite, verdict: Verdict, out: Path, junit: Path | None, args=None) -> None:
     """Say why in one line, and still write a scorecard that records it."""
     print(f"vibes-eval: {verdict.summary[0]}", file=sys.stderr)
     sc = Scorecard(checkpoint=str(ckpt), suite={"name": suite.name, "path": str(suite.file), "sha256": suite.sha256},
                    fingerprint={}, prompts=[], verdict=verdict,
                    created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    sc = guard.apply(sc, args)
     write_reports(sc, out, junit)
     _stderr_console().print(f"partial scorecard: {out / 'scorecard.json'}")
+    guard.publish(sc, args, out)
 
 
 def _stderr_console():
@@ -56,10 +59,14 @@ def _one(ckpt: Path | str, args, out: Path, remote: bool = False) -> int:
     except SuiteError as e:
         print(f"vibes-eval: {e}", file=sys.stderr)
         return EXIT_USAGE
+    problem = guard.suite_problem(args, suite)
+    if problem:
+        print(f"vibes-eval: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     gate = suite.gate.model_copy(update={k: v for k, v in (("max_fail", args.max_fail), ("max_warn", args.max_warn)) if v is not None})
 
     def failed(message: str) -> int:
-        _write_error(ckpt, suite, load_error_verdict(message), out, args.junit)
+        _write_error(ckpt, suite, load_error_verdict(message), out, args.junit, args)
         return EXIT_EVAL
 
     if remote:
@@ -120,6 +127,7 @@ def _remote_adapter(args, err):
 def _finish(sc, ckpt, args, err, out) -> int:
     if sc is None:
         return EXIT_EVAL
+    sc = guard.apply(sc, args)
     write_reports(sc, out, args.junit)
     if len(args.checkpoints) > 1 and not args.quiet:  # the side-by-side table follows; one line per checkpoint here
         err.print(f"{ckpt}: {sc.verdict.status.value} {', '.join(sc.verdict.diagnoses)} -> {out / 'scorecard.html'}")
@@ -130,6 +138,7 @@ def _finish(sc, ckpt, args, err, out) -> int:
 
         render_scorecard(sc, Console())
         err.print(f"wrote {out / 'scorecard.json'} and {out / 'scorecard.html'}" + (f" and {args.junit}" if args.junit else ""))
+    guard.publish(sc, args, out)
     return sc.verdict.exit_code
 
 
@@ -152,7 +161,7 @@ def _run_with_progress(suite, adapter, ckpt, gate, args, err, out):
             return run_suite(suite_gated, adapter, checkpoint=str(ckpt), grounding_probes=not args.no_grounding, progress=tick)
         except Exception as e:  # an internal failure: one line, and a scorecard that says we could not evaluate
             msg = f"{ckpt}: evaluation failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            _write_error(ckpt, suite, Verdict(status=Status.ERROR, summary=[msg], exit_code=EXIT_EVAL), out, args.junit)
+            _write_error(ckpt, suite, Verdict(status=Status.ERROR, summary=[msg], exit_code=EXIT_EVAL), out, args.junit, args)
             return None
 
 
@@ -196,6 +205,10 @@ def _report_names(ckpts: list[Path]) -> list[str]:
 def run_command(args) -> int:
     """Run the suite on each checkpoint, one at a time; the exit code is the worst of them."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    problem = guard.prepare(args)
+    if problem:
+        print(f"vibes-eval: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     if args.adapter == "openai" or args.base_url:
         problem = _remote_usage(args)
         if problem:
