@@ -334,3 +334,13 @@ def test_watch_usage_errors(tmp_path, capsys):
     assert main(["watch", str(tmp_path / "file"), "--until-idle", "0"]) == 2
     assert "not a folder" in capsys.readouterr().err
     assert main(["watch", str(tmp_path), "--until-idle", "-1"]) == 2
+
+
+def test_trend_ignores_malformed_old_entries(tmp_path):
+    root = _run_dir(tmp_path)
+    (root / "vibes").mkdir(exist_ok=True)
+    bad = [{"step": 5, "status": "pass"}, {"step": "7"}, "x", {"step": 9, "status": "<b>", "exit_code": 0}]
+    (root / "vibes" / "trend.json").write_text(json.dumps({"entries": bad}))
+    assert [e["step"] for e in collect_entries(root)] == [10, 20, 30]
+    (root / "vibes" / "trend.json").write_text("not json")
+    assert [e["step"] for e in collect_entries(root)] == [10, 20, 30]

@@ -86,9 +86,19 @@ def collect_entries(root: Path, base: Path | None = None) -> list[dict[str, Any]
         if step not in found or entry["created"] >= found[step]["created"]:
             found[step] = entry
     for old in read_trend(base / "trend.json"):
-        if isinstance(old, dict) and isinstance(old.get("step"), int) and old["step"] not in found:
+        if _valid(old) and old["step"] not in found:
             found[old["step"]] = old
     return [found[s] for s in sorted(found)]
+
+
+def _valid(entry: Any) -> bool:
+    """An entry of an earlier trend.json worth keeping: the fields the page reads, of the right types."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("step"), int) or entry.get("status") not in _COLOR:
+        return False
+    numbers = lambda d: isinstance(d, dict) and all(isinstance(v, (int, float)) for v in d.values())  # noqa: E731
+    return (isinstance(entry.get("exit_code"), int) and numbers(entry.get("metrics")) and numbers(entry.get("thresholds"))
+            and isinstance(entry.get("diagnoses"), list) and isinstance(entry.get("summary"), list)
+            and isinstance(entry.get("scorecard"), str) and isinstance(entry.get("html"), (str, type(None))))
 
 
 def _limited(*folders: Path):
