@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import threading
@@ -13,11 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from browser import headless_page
 from vibes_eval.cli import _parser, main
 from vibes_eval.records import load_scorecard
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
@@ -129,25 +128,10 @@ def test_watch_a_run_while_it_writes(zoo_dir, tmp_path):
 
 
 def _open_in_chromium(page_path: Path) -> None:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-    url = page_path.resolve().as_uri()
-    errors, requests = [], []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("request", lambda req: requests.append(req.url))
-            page.goto(url, wait_until="load")
-            assert page.locator("svg").count() >= 5
-            assert page.locator("svg circle").count() >= 3
-            assert page.locator("tr#step-20 .badge").inner_text() == "FAIL"
-        finally:
-            browser.close()
-    assert errors == []
-    assert requests == [url]
+    with headless_page(page_path) as opened:
+        page = opened.page
+        assert page.locator("svg").count() >= 5
+        assert page.locator("svg circle").count() >= 3
+        assert page.locator("tr#step-20 .badge").inner_text() == "FAIL"
+    assert opened.errors == []
+    assert opened.requests == [opened.url]

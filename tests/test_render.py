@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from browser import headless_page
+
 from vibes_eval.records import PromptResult, Scorecard, Signal, Status, Verdict
 from vibes_eval.render.html import render_html, write_html
 from vibes_eval.render.junit import write_junit
@@ -21,7 +23,6 @@ from vibes_eval.render.thumbs import make_thumbnail
 
 PASS, WARN, FAIL, ERROR, SKIP = Status.PASS, Status.WARN, Status.FAIL, Status.ERROR, Status.SKIP
 XSS = "<script>alert(1)</script>"
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture
@@ -257,38 +258,22 @@ def test_junit_survives_control_characters(scorecard, tmp_path):
 
 # ---------------------------------------------------------------- the HTML in a browser
 
-@pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
 def test_html_in_headless_chromium(scorecard, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
     page_path = write_html(scorecard, tmp_path / "scorecard.html")
-    page_url = page_path.resolve().as_uri()
-    console_errors, requests = [], []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda msg: msg.type == "error" and console_errors.append(msg.text))
-            page.on("pageerror", lambda exc: console_errors.append(str(exc)))
-            page.on("request", lambda req: requests.append(req.url))
-            page.goto(page_url, wait_until="load")
-            assert page.locator("article.card").count() == len(scorecard.prompts)
-            assert page.locator("img").count() == 3
-            # every thumbnail decoded (naturalWidth is 0 for a broken image)
-            assert page.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
-            assert page.locator(".verdict").inner_text() == "FAIL"
-            shot = tmp_path / "scorecard.png"
-            page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
+    with headless_page(page_path) as opened:
+        page = opened.page
+        assert page.locator("article.card").count() == len(scorecard.prompts)
+        assert page.locator("img").count() == 3
+        # every thumbnail decoded (naturalWidth is 0 for a broken image)
+        assert page.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+        assert page.locator(".verdict").inner_text() == "FAIL"
+        shot = tmp_path / "scorecard.png"
+        page.screenshot(path=str(shot), full_page=True)
     if os.environ.get("VIBES_SCREENSHOT_DIR"):  # to look at it by hand
         shutil.copy(shot, Path(os.environ["VIBES_SCREENSHOT_DIR"]) / shot.name)
-    assert console_errors == []
-    assert [u for u in requests if u != page_url and not u.startswith("data:")] == []
-    assert page_url in requests
+    assert opened.errors == []
+    assert [u for u in opened.requests if u != opened.url and not u.startswith("data:")] == []
+    assert opened.url in opened.requests
     assert shot.is_file() and shot.stat().st_size > 0
 
 
