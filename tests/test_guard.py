@@ -344,3 +344,15 @@ def test_trend_ignores_malformed_old_entries(tmp_path):
     assert [e["step"] for e in collect_entries(root)] == [10, 20, 30]
     (root / "vibes" / "trend.json").write_text("not json")
     assert [e["step"] for e in collect_entries(root)] == [10, 20, 30]
+
+
+def test_summaries_never_carry_a_secret(tmp_path, monkeypatch, capsys):
+    from vibes_eval.safety import register_secret
+
+    register_secret("sk-test-9f8e7d6c5b4a")
+    bad = card(answer="my key is sk-test-9f8e7d6c5b4a",
+               verdict=Verdict(status=FAIL, diagnoses=["gibberish"], summary=["http://u:pw@host/ said sk-test-9f8e7d6c5b4a"], exit_code=1))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "s.md"))
+    emit_summaries(bad)
+    out = capsys.readouterr().out + (tmp_path / "s.md").read_text()
+    assert "sk-test-9f8e7d6c5b4a" not in out and "pw@" not in out and "***" in out

@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import html
 import os
-import re
 from pathlib import Path
 
 from vibes_eval.records import Scorecard, Status
+from vibes_eval.safety import redact, strip_control
 
 __all__ = ["emit_summaries", "scorecard_markdown", "workflow_commands"]
 
 _CELL = 120
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _ICON = {Status.PASS: "✅", Status.WARN: "⚠️", Status.FAIL: "❌", Status.ERROR: "💥", Status.SKIP: "⏭️"}
 
 
 def _cell(text: object, limit: int = _CELL) -> str:
     """One Markdown table cell: one line, no control characters, HTML escaped, `|` escaped, bounded."""
-    flat = " ".join(_CONTROL.sub(" ", str(text)).split())
+    flat = " ".join(strip_control(redact(str(text)), newlines=False).split())
     if len(flat) > limit:
         flat = flat[: limit - 1].rstrip() + "…"
     # "://" broken so a model's link is not rendered as one
@@ -68,7 +67,7 @@ def scorecard_markdown(sc: Scorecard, report: str | None = None) -> str:
 
 def _escape_data(text: str) -> str:
     # the workflow-command escapes: a newline would end the command, % starts an escape
-    return _CONTROL.sub(" ", text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
+    return strip_control(redact(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"), newlines=False)
 
 
 def _escape_property(text: str) -> str:

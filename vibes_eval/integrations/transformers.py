@@ -144,7 +144,7 @@ class VibesCallback(TrainerCallback):
     def _check(self, args, state, model, saved: bool) -> Check:
         from vibes_eval.integrations.live import evaluate_live
         from vibes_eval.metrics import metric_values
-        from vibes_eval.run import write_reports
+        from vibes_eval.render.reports import write_reports
 
         step = state.global_step
         sc, used, seconds = evaluate_live(model, self.processor, self.suite, label=f"{args.output_dir} step {step} (live)",

@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from vibes_eval.atomic import write_atomic
 from vibes_eval.metrics import METRICS, metric_values, threshold_of
 from vibes_eval.records import Scorecard, load_scorecard
 
@@ -124,25 +124,13 @@ def read_trend(path: Path) -> list[dict[str, Any]]:
     return entries if isinstance(entries, list) else []
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_trend(entries: list[dict[str, Any]], out: Path, title: str = "") -> tuple[Path, Path]:
     """Write `out/trend.json` and `out/trend.html` (atomically); return both paths."""
     out = Path(out)
     worst = max((e.get("exit_code", 0) for e in entries), default=0)
     data = {"schema": TREND_SCHEMA, "title": title, "worst_exit_code": worst, "entries": entries}
-    _atomic_write(out / "trend.json", json.dumps(data, indent=2) + "\n")
-    _atomic_write(out / "trend.html", render_trend_html(entries, title))
+    write_atomic(out / "trend.json", json.dumps(data, indent=2) + "\n")
+    write_atomic(out / "trend.html", render_trend_html(entries, title))
     return out / "trend.json", out / "trend.html"
 
 
