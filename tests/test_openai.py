@@ -1,8 +1,9 @@
 """The OpenAI-compatible loader and `vibes-eval serve`: every byte of traffic stays on 127.0.0.1.
 
-The toy served over HTTP must answer exactly as it does in-process; the likelihood probes are
-skipped (servers have no teacher-forced scores) and the counterfactual alone still catches an
-image-blind checkpoint. HTTP failures become error Responses that name the status and the URL.
+The toy served over HTTP must answer exactly as it does in-process; with the server's prompt
+log-probabilities the likelihood probes run over HTTP and match the in-process ones, without
+them they are skipped and the counterfactual alone still catches a disconnected projector.
+HTTP failures become error Responses that name the status and the URL.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from httpstub import running, until_done
 
 from vibes_eval.loaders.detect import CheckpointError
 from vibes_eval.loaders.openai import OpenAIAdapter, api_root
@@ -32,13 +34,8 @@ LIKELIHOOD_PROBES = ("image_gain", "cross_match", "likelihood", "template_fit")
 @contextmanager
 def served(adapter, **kwargs):
     """`adapter` behind `vibes_eval.serve` on 127.0.0.1:<free port>; yields the base URL."""
-    server, thread = serve(adapter, "127.0.0.1", 0, **kwargs)
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with until_done(*serve(adapter, "127.0.0.1", 0, **kwargs)) as url:
+        yield url
 
 
 class _Hits(list):
@@ -84,16 +81,8 @@ def stub(script: list[tuple[int, dict]], delay: float = 0.0):
                 hits.active -= 1
             self._send(*script[min(n, len(script)) - 1])
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", hits
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with running(Handler) as url:
+        yield url, hits
 
 
 def completion(text: str, finish: str = "stop", tokens: int | None = 2) -> dict:
@@ -183,9 +172,9 @@ def test_fingerprint_names_the_server_and_the_model():
 
 
 def test_scoring_is_not_offered():
-    with served(EchoAdapter()) as url:
+    with served(EchoAdapter()) as url:  # no transformers model behind it: serve refuses prompt_logprobs
         adapter = OpenAIAdapter(url, "echo")
-    assert adapter.supports_scoring is False and adapter.template_name is None
+        assert adapter.supports_scoring is False and adapter.template_name is None
     with pytest.raises(NotImplementedError):
         adapter.score([ask()], ["a red circle"])
 
@@ -363,13 +352,13 @@ class Recording(OpenAIAdapter):
         return out
 
 
-def _run_served(ckpt: Path):
+def _run_served(ckpt: Path, prompt_logprobs: bool = True):
     """(scorecard over HTTP, [(answer over HTTP, in-process answer to the same Request)])."""
     from vibes_eval.runner import run_suite
     from vibes_eval.suite import load_suite
 
     hf = _hf(ckpt)
-    with served(hf) as url:
+    with served(hf, prompt_logprobs=prompt_logprobs) as url:
         client = Recording(url, ckpt.name)
         sc = run_suite(load_suite(SHAPES), client, checkpoint=url)
     direct = hf.generate([req for req, _ in client.log])
@@ -392,19 +381,30 @@ def test_served_answers_equal_the_in_process_ones(healthy_run):
     assert all(p.error is None for p in sc.prompts)
 
 
-def test_healthy_passes_on_the_counterfactual_with_likelihoods_skipped(healthy_run):
+def test_healthy_passes_with_the_likelihood_probes_over_http(healthy_run, zoo_dir):
+    from vibes_eval.runner import run_suite
+    from vibes_eval.suite import load_suite
+
     sc, _ = healthy_run
     sig = {s.probe: s for s in sc.signals}
-    for name in LIKELIHOOD_PROBES:
-        assert sig[name].status == Status.SKIP and "log-likelihoods" in sig[name].reason
-    assert sig["counterfactual"].status == Status.PASS
+    for name in ("image_gain", "cross_match", "likelihood", "counterfactual"):
+        assert sig[name].status == Status.PASS, (name, sig[name].reason)
+    # the server applies its own chat template: no other template can be tried over HTTP
+    assert sig["template_fit"].status == Status.SKIP
     assert sc.verdict.exit_code == 0 and sc.verdict.diagnoses == [], sc.verdict.summary
     assert sc.fingerprint["loader"] == "openai" and sc.fingerprint["server"]["id"] == "healthy"
+    assert sc.fingerprint["prompt_logprobs"].startswith("offered")
+    local = {s.probe: s for s in run_suite(load_suite(SHAPES), _hf(zoo_dir / "healthy"), checkpoint="local").signals}
+    for name in ("image_gain", "cross_match", "likelihood"):  # the same numbers as in-process
+        assert sig[name].score == pytest.approx(local[name].score, abs=1e-3), name
+    gain = "gain_nats_per_token"
+    assert sig["image_gain"].evidence[gain] == pytest.approx(local["image_gain"].evidence[gain], abs=2e-3)
 
 
 def test_a_disconnected_projector_is_image_blind_by_the_counterfactual_alone(zoo_dir):
-    # over HTTP there are no projector statistics either: the counterfactual is the only witness
-    sc, pairs = _run_served(zoo_dir / "zero-projector")
+    # a server without prompt log-probabilities, and no projector statistics over HTTP either:
+    # the counterfactual is the only witness
+    sc, pairs = _run_served(zoo_dir / "zero-projector", prompt_logprobs=False)
     assert all(s.text == d.text for s, d in pairs)
     sig = {s.probe: s for s in sc.signals}
     assert all(sig[name].status == Status.SKIP for name in LIKELIHOOD_PROBES)
@@ -422,14 +422,13 @@ def test_image_blind_answers_over_http_equal_the_in_process_ones(blind_run):
     assert all((s.text, s.finish) == (d.text, d.finish) for s, d in pairs)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "toy v2: the image-blind variant's answers still change with the image (counterfactual similarity "
-    "0.63 < 0.8, in-process too); only image_gain catches it, and a server has no likelihoods"))
-def test_image_blind_is_caught_by_the_counterfactual_alone(blind_run):
+def test_image_blind_is_diagnosed_over_http_by_the_likelihood_probes(blind_run):
+    # its answers still change with the image (counterfactual similarity 0.63 < 0.8, in-process too):
+    # only image_gain catches it, and over HTTP it needs the server's prompt log-probabilities
     sc, _ = blind_run
     sig = {s.probe: s for s in sc.signals}
-    assert all(sig[name].status == Status.SKIP for name in LIKELIHOOD_PROBES)
-    assert sig["counterfactual"].status == Status.FAIL
+    assert sig["image_gain"].status == Status.FAIL, sig["image_gain"].reason
+    assert sig["cross_match"].status in (Status.PASS, Status.FAIL) and sig["cross_match"].score is not None
     assert "image_blind" in sc.verdict.diagnoses and sc.verdict.exit_code == 1, sc.verdict.summary
 
 

@@ -2,7 +2,9 @@
 
 Just enough of the API for `vibes-eval run --adapter openai` (and its tests) to talk to a
 checkpoint as it would to vLLM: `GET /v1/models` and `POST /v1/chat/completions` with one
-user message holding one image (a data: URI) and one text part, greedy decoding. Answers
+user message holding one image (a data: URI) and one text part, greedy decoding; and vLLM's
+`prompt_logprobs` extension (the log-probability of every prompt token, optionally after an
+assistant answer: loaders/prompt_logprobs.py), so the likelihood probes run over HTTP too. Answers
 come from the Adapter's own `generate`, so a served checkpoint answers exactly as it does
 in-process. Built on the stdlib's ThreadingHTTPServer: no new dependency, no streaming,
 no authentication unless `api_key` is given; it binds to 127.0.0.1 unless told otherwise
@@ -56,8 +58,9 @@ class _App:
     """What every handler thread shares: the adapter, its lock, the served model name."""
 
     def __init__(self, adapter, model_name: str, api_key: str | None, log, *, workers: int = MAX_CONCURRENT_SERVE,
-                 waiting: int = MAX_WAITING, body_timeout: float = BODY_TIMEOUT):
+                 waiting: int = MAX_WAITING, body_timeout: float = BODY_TIMEOUT, prompt_logprobs: bool = True):
         self.adapter, self.model_name, self.api_key, self.log = adapter, model_name, api_key, log
+        self.offers_logprobs = prompt_logprobs
         self.lock = threading.Lock()  # the HF model is not thread-safe: one generate at a time
         self.work = threading.BoundedSemaphore(workers)  # decoding images and answering: bounded memory
         self.admitted = threading.BoundedSemaphore(workers + waiting)  # in work or waiting for it
@@ -104,6 +107,8 @@ class _App:
             self.admitted.release()
 
     def _answer(self, body: dict, limit: int) -> dict:
+        if body.get("prompt_logprobs") is not None:
+            return self.prompt_logprobs(body)
         image, question = _one_image_and_text(body.get("messages"))
         with tempfile.TemporaryDirectory(prefix="vibes-serve-") as tmp:
             # the Adapter's generate takes image files: reuse its exact path rather than a second one
@@ -126,6 +131,44 @@ class _App:
             }],
             # prompt tokens are not counted: that would take a second pass through the processor
             "usage": {"completion_tokens": resp.new_tokens, "total_tokens": resp.new_tokens},
+        }
+
+    def prompt_logprobs(self, body: dict) -> dict:
+        """vLLM's prompt_logprobs extension: the log-probability of every prompt token, nothing generated.
+
+        The conversation is one user message (image + question), optionally followed by the
+        assistant's answer (then `add_generation_prompt` must be false): the answer is scored as
+        `HFAdapter.score` scores a reference. See loaders/prompt_logprobs.py for the shapes.
+        """
+        from vibes_eval.loaders.prompt_logprobs import TOP_MAX, serve_prompt_logprobs, split_answer
+
+        if not self.offers_logprobs:
+            raise _BadRequest(400, "`prompt_logprobs` is not supported by this server")
+        top = body["prompt_logprobs"]
+        if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= TOP_MAX:
+            raise _BadRequest(400, f"`prompt_logprobs` must be an integer from 0 to {TOP_MAX}")
+        if body.get("continue_final_message"):
+            raise _BadRequest(400, "`continue_final_message` is not supported")
+        try:
+            messages, answer = split_answer(body.get("messages"), body.get("add_generation_prompt", True))
+        except ValueError as e:
+            raise _BadRequest(400, str(e)) from None
+        if answer is not None and len(answer) > MAX_QUESTION_CHARS:
+            raise _BadRequest(400, f"the answer is {len(answer):,} characters; at most {MAX_QUESTION_CHARS:,} are scored")
+        image, question = _one_image_and_text(messages)
+        with self.lock:
+            try:
+                logprobs = serve_prompt_logprobs(self.adapter, image, question, answer, top)
+            except ValueError as e:
+                raise _BadRequest(400, str(e)) from None
+        return {
+            "id": "chatcmpl-" + uuid.uuid4().hex[:24],
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model_name,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": ""}, "finish_reason": "length"}],
+            "prompt_logprobs": logprobs,
+            "usage": {"prompt_tokens": len(logprobs), "completion_tokens": 0, "total_tokens": len(logprobs)},
         }
 
 
@@ -300,7 +343,7 @@ class _Server(ThreadingHTTPServer):
 
 def serve(adapter, host: str = "127.0.0.1", port: int = 0, *, model_name: str | None = None,
           api_key: str | None = None, log=None, body_timeout: float = BODY_TIMEOUT,
-          workers: int = MAX_CONCURRENT_SERVE) -> tuple[ThreadingHTTPServer, threading.Thread]:
+          workers: int = MAX_CONCURRENT_SERVE, prompt_logprobs: bool | None = None) -> tuple[ThreadingHTTPServer, threading.Thread]:
     """Serve `adapter` on http://host:port/v1 from a background thread.
 
     Args:
@@ -312,13 +355,18 @@ def serve(adapter, host: str = "127.0.0.1", port: int = 0, *, model_name: str | 
         log: optional callable taking one line per request.
         body_timeout: seconds a request's body may take to arrive in full (else 408).
         workers: requests decoded and answered at once.
+        prompt_logprobs: offer vLLM's `prompt_logprobs` extension (default: when the adapter has a
+            transformers model and processor, as HFAdapter does); False answers such requests with 400.
 
     Returns:
         (server, thread): stop with `server.shutdown(); server.server_close()`.
     """
     name = model_name or Path(str(getattr(adapter, "ckpt", "model"))).name or "model"
     server = _Server((host, port), _Handler)
-    server.app = _App(adapter, name, api_key, log, workers=workers, body_timeout=body_timeout)  # type: ignore[attr-defined]
+    if prompt_logprobs is None:
+        prompt_logprobs = hasattr(adapter, "model") and hasattr(adapter, "processor")
+    server.app = _App(adapter, name, api_key, log, workers=workers, body_timeout=body_timeout,  # type: ignore[attr-defined]
+                      prompt_logprobs=prompt_logprobs)
     thread = threading.Thread(target=server.serve_forever, name=f"vibes-serve-{name}", daemon=True)
     thread.start()
     return server, thread

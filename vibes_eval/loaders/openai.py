@@ -1,11 +1,11 @@
 """The OpenAI-compatible loader: a checkpoint behind a chat-completions server (vLLM, SGLang, TGI, `vibes-eval serve`).
 
 `OpenAIAdapter(base_url, model)` talks to `POST {base_url}/v1/chat/completions` with the
-stdlib (http.client), one request per prompt, a few at a time. It serves the Adapter interface
-except likelihoods: servers do not return the teacher-forced log-likelihood of a given
-answer, so `supports_scoring` is False and the runner skips those probes (the
-counterfactual answers still run). The API key comes from `$VIBES_EVAL_API_KEY`, else
-`$OPENAI_API_KEY`.
+stdlib (http.client), one request per prompt, a few at a time. Likelihoods come from the
+server's prompt log-probabilities where it offers them (vLLM's `prompt_logprobs` extension,
+and `vibes-eval serve`; see `prompt_logprobs.py`): one probe request decides, and without them
+`supports_scoring` is False and the runner skips those probes (the counterfactual answers
+still run). The API key comes from `$VIBES_EVAL_API_KEY`, else `$OPENAI_API_KEY`.
 
 Hardened against the server: redirects are not followed (the key never reaches another
 address), each request has a total deadline and a body cap, a malformed answer is an error on
@@ -92,8 +92,6 @@ def _encode_png(image) -> str:
 class OpenAIAdapter:
     """A model behind an OpenAI-compatible chat-completions server, behind the Adapter interface."""
 
-    supports_scoring = False
-    """Servers give no teacher-forced log-likelihoods: the runner skips those probes with a note."""
     template_name = None
     """The server applies its own chat template; we cannot see or change it."""
 
@@ -158,6 +156,7 @@ class OpenAIAdapter:
         self._live: set[Exchange] = set()
         self._live_lock = threading.Lock()
         self._images: dict[tuple[str, str], str] = {}  # each image is encoded once per run
+        self._scoring: tuple[bool, str] | None = None  # (prompt log-probabilities offered?, why), asked once
         self.server_info, self.server_note = self._probe_server()
 
     # -- HTTP -------------------------------------------------------------------------------
@@ -309,9 +308,32 @@ class OpenAIAdapter:
         pool.shutdown(wait=True)
         return out
 
+    @property
+    def supports_scoring(self) -> bool:
+        """Whether the server returns prompt log-probabilities (asked once, with a small grey image)."""
+        if self._scoring is None:
+            from PIL import Image
+
+            from vibes_eval.loaders.prompt_logprobs import probe_support
+
+            grey = _encode_png(Image.new("RGB", (64, 64), (122, 116, 104)))
+            self._scoring = probe_support(lambda payload: self._call_with_retries("POST", "/chat/completions", payload),
+                                          self.model, grey)
+        return self._scoring[0]
+
     def score(self, requests: list[Request], targets: list[str]) -> list[float | None]:
-        """Not available: chat-completions servers do not score a given answer. Check `supports_scoring`."""
-        raise NotImplementedError("an OpenAI-compatible server gives no teacher-forced log-likelihoods")
+        """Mean log-likelihood per token of each target, from the server's prompt log-probabilities.
+
+        Raises:
+            NotImplementedError: the server offers none (check `supports_scoring` first).
+            ProtocolError: some requests failed or came back malformed (the runner reports it).
+        """
+        if not self.supports_scoring:
+            raise NotImplementedError(f"the server gives no prompt log-probabilities: {self._scoring[1]}")
+        from vibes_eval.loaders.prompt_logprobs import score_over_server
+
+        return score_over_server(lambda payload: self._call_with_retries("POST", "/chat/completions", payload),
+                                 self._image_uri, self.model, requests, targets, self.concurrency)
 
     def describe(self, sample_images: list[Path] | None = None) -> dict:
         """The fingerprint: which server and model, as far as the server tells (see DESIGN.md, 'fingerprint')."""
@@ -332,6 +354,8 @@ class OpenAIAdapter:
         }
         if self.server_note:
             fp["server_note"] = redact(self.server_note)
+        self.supports_scoring  # noqa: B018 - asks the server once; the answer goes into the fingerprint
+        fp["prompt_logprobs"] = redact(self._scoring[1]) if self._scoring else None
         return fp
 
 
