@@ -42,7 +42,8 @@ def main() -> None:
         sig = {s["probe"]: s for s in sc["signals"]}
         ev = lambda p, k: sig.get(p, {}).get("evidence", {}).get(k)  # noqa: E731
         rows.setdefault("image_gain (nats/token)", {})[name] = ev("image_gain", "gain_nats_per_token")
-        rows.setdefault("cross_match (rate)", {})[name] = ev("cross_match", "rate")
+        rows.setdefault("cross_match (share won)", {})[name] = ev("cross_match", "share")
+        rows.setdefault("cross_match p-value", {})[name] = ev("cross_match", "p_value")
         rows.setdefault("counterfactual (similarity)", {})[name] = ev("counterfactual", "mean_similarity")
         rows.setdefault("likelihood (nats/token)", {})[name] = ev("likelihood", "mean_loglik_nats_per_token")
         rows.setdefault("template_fit margin (nats/token)", {})[name] = ev("template_fit", "margin_nats_per_token")
@@ -52,7 +53,8 @@ def main() -> None:
         rows.setdefault("answers failing language probes", {})[name] = f"{garbled}/{len(sc['prompts'])}"
     thresholds = {
         "image_gain (nats/token)": f"< {grounding.GAIN_FAIL} fails",
-        "cross_match (rate)": f"< {grounding.MATCH_FAIL_FACTOR} x chance fails",
+        "cross_match (share won)": "chance 0.5",
+        "cross_match p-value": f"> {grounding.CROSS_MATCH_ALPHA} fails",
         "counterfactual (similarity)": f">= {grounding.SAME_FAIL} fails",
         "likelihood (nats/token)": f"< {grounding.LIKELIHOOD_FAIL} fails",
         "template_fit margin (nats/token)": f"> {grounding.TEMPLATE_MARGIN} fails",
@@ -66,7 +68,7 @@ def main() -> None:
     for name in VARIANTS:
         table.add_column(name, justify="right")
     for row, vals in rows.items():
-        fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+        fmt = lambda v: (f"{v:.3g}" if 0 < abs(v) < 0.01 else f"{v:.3f}") if isinstance(v, float) else str(v)  # noqa: E731
         table.add_row(row, thresholds[row], *(fmt(vals.get(n)) for n in VARIANTS))
     table.add_row("exit code", "", *(str(verdicts[n][0]) for n in VARIANTS))
     table.add_row("diagnoses", "", *(", ".join(verdicts[n][1]) or "-" for n in VARIANTS))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import random
+
 import pytest
 
 from vibes_eval.probes import grounding, loader
@@ -41,9 +44,55 @@ def test_image_gain(matrix, blank, status):
 def test_cross_match_counts_ties_as_chance():
     flat = {r: {i: -1.0 for i in "abcd"} for r in "abcd"}
     sig = grounding.probe_cross_match(flat)
-    assert sig.status == Status.FAIL and sig.evidence["rate"] == pytest.approx(0.25)
+    assert sig.status == Status.FAIL and sig.evidence["share"] == pytest.approx(0.5) and sig.evidence["p_value"] == 1.0
     sharp = {r: {i: (-0.1 if i == r else -5.0) for i in "abcd"} for r in "abcd"}
-    assert grounding.probe_cross_match(sharp).status == Status.PASS
+    sig = grounding.probe_cross_match(sharp)
+    assert sig.status == Status.PASS and sig.evidence["p_value"] == pytest.approx(0.25**4, rel=6e-3)
+
+
+def test_cross_match_two_of_eight_is_not_enough():
+    """The old rule passed 2 hits of 8 (2x chance): a blind model does that about a quarter of the time."""
+    ids = [f"r{i}" for i in range(8)]
+    rows = {r: {j: -float((k - i) % 8) * 0.1 - 1.0 for k, j in enumerate(ids)} for i, r in enumerate(ids)}
+    for r in ids[2:]:  # the own image ranked in the middle: chance
+        rows[r][r] = sorted(rows[r].values())[3]
+    sig = grounding.probe_cross_match(rows)
+    assert sig.evidence["top1_rate"] >= 0.25 and sig.status == Status.FAIL
+
+
+def _brute_force_p(matrix):
+    """P(rank sum >= observed) when each row's own value is any of the row's values with equal chance."""
+    rows = []
+    for r, row in matrix.items():
+        own, others = row[r], [v for j, v in row.items() if j != r]
+        got, null = grounding._doubled_ranks(own, others)
+        rows.append((got, null))
+    observed = sum(g for g, _ in rows)
+    hits = total = 0
+    for combo in itertools.product(*(null for _, null in rows)):
+        total += 1
+        hits += sum(combo) >= observed
+    return hits / total
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cross_match_p_value_is_the_exact_permutation_tail(seed):
+    rng = random.Random(seed)
+    ids = "abcde"
+    # values on a coarse grid: ties (which count half) happen often
+    matrix = {r: {j: rng.choice([-1.0, -1.5, -2.0, -2.5]) + (1.0 if j == r and seed % 2 else 0.0) for j in ids} for r in ids}
+    sig = grounding.probe_cross_match(matrix)
+    assert sig.evidence["p_value"] == pytest.approx(_brute_force_p(matrix), rel=6e-3)
+
+
+def test_comparison_plan_is_bounded_symmetric_and_fixed():
+    keys = [f"images/{i:03d}.png" for i in range(40)]
+    plan = grounding.comparison_plan(keys, k=8)
+    assert plan == grounding.comparison_plan(list(reversed(keys)), k=8)  # fixed: the same whatever the order given
+    assert all(len(v) == 8 and a not in v and len(set(v)) == 8 for a, v in plan.items())
+    assert all(a in plan[b] for a, v in plan.items() for b in v)  # symmetric
+    small = grounding.comparison_plan(keys[:9], k=8)
+    assert all(sorted(v) == sorted(set(keys[:9]) - {a}) for a, v in small.items())  # all the others when they fit
 
 
 def test_template_fit_names_the_better_template():

@@ -2,7 +2,7 @@
 
 For every prompt: the real-image answer, the answers with a blank and with another suite
 image (counterfactuals), and teacher-forced likelihoods of the references (under the real
-image, the blank one, every other suite image, and after every known template's answer cue). Then the probes
+image, the blank one, at most CROSS_MATCH_K other suite images, and after every known template's answer cue). Then the probes
 read those numbers and the verdict judges them.
 """
 
@@ -63,6 +63,17 @@ def _swap_partner(prompts, i: int):
     return None
 
 
+def _cross_match_plan(prompts) -> dict[str, list]:
+    """Per prompt id: the prompt itself (its own image), then prompts standing for at most
+    CROSS_MATCH_K other image files of the suite (grounding.comparison_plan: fixed, seeded, symmetric),
+    so the likelihood rows grow as N * K, not N * N."""
+    first: dict[str, object] = {}
+    for p in prompts:
+        first.setdefault(p.image, p)
+    plan = grounding.comparison_plan(list(first), k=grounding.CROSS_MATCH_K)
+    return {p.id: [p, *(first[o] for o in plan[p.image])] for p in prompts}
+
+
 def run_suite(suite, adapter, *, checkpoint: str, grounding_probes: bool = True, templates: bool = True,
               progress: Progress | None = None) -> Scorecard:
     """Ask every prompt of `suite`, run every probe, judge; return the Scorecard.
@@ -106,8 +117,9 @@ def run_suite(suite, adapter, *, checkpoint: str, grounding_probes: bool = True,
         targets = {p.id: (p.reference or (col.real[p.id].text if col.real[p.id].finish != "error" else None)) for p in scored}
         with_ref = [p for p in scored if targets[p.id]]
         reqs, tgts, keys = [], [], []
-        for p in with_ref:  # every reference under every suite image, and under a blank one
-            for q in with_ref:
+        plan = _cross_match_plan(with_ref)
+        for p in with_ref:  # every reference under its own image, at most K other suite images, and a blank one
+            for q in plan[p.id]:
                 reqs.append(req(p, "real" if q is p else "swap", q.path))
                 tgts.append(targets[p.id])
                 keys.append(("m", p.id, q.id))

@@ -5,7 +5,8 @@ answers, and teacher-forced log-likelihoods of the references. No torch here.
 
 - counterfactual: the answer with a blank or another suite image, compared with the real one.
 - image_gain: mean per-token log p(reference | real image) - log p(reference | blank image).
-- cross_match: how often a reference is most likely under its own image among all suite images.
+- cross_match: how often a reference is more likely under its own image than under another suite
+  image, with an exact permutation test against a model that cannot tell the images apart.
 - template_fit: the references scored after every known template's answer cue (the prompt up to
   the image stays the checkpoint's own: `templates.splice_template`); a far better one names the
   template the checkpoint was probably trained with.
@@ -21,10 +22,12 @@ import re
 from vibes_eval.records import Signal, Status
 
 __all__ = [
+    "CROSS_MATCH_ALPHA",
+    "CROSS_MATCH_K",
     "GAIN_FAIL",
     "HEALTHY_TOY",
-    "MATCH_FAIL_FACTOR",
     "SAME_FAIL",
+    "comparison_plan",
     "TEMPLATE_MARGIN",
     "LIKELIHOOD_FAIL",
     "MISMATCH_STRUCTURE",
@@ -38,12 +41,13 @@ __all__ = [
 
 SAME_FAIL = 0.8  # mean similarity to the counterfactual answers at which the model looks image-blind
 GAIN_FAIL = 0.5  # nats per token; below this the real image explains the references no better than a blank one
-MATCH_FAIL_FACTOR = 2.0  # cross-match below this multiple of chance fails
+CROSS_MATCH_ALPHA = 0.01  # cross-match passes when a blind model would rank its own images this well with p <= this
+CROSS_MATCH_K = 8  # other images each reference is compared with (a fixed, seeded, symmetric sample)
 TEMPLATE_MARGIN = 1.0  # nats per token by which another template must beat the one in use
 LIKELIHOOD_FAIL = -4.0  # nats per token; references this unlikely under the real image: the LLM is broken
 MISMATCH_STRUCTURE = 2.5  # nats per token; best-vs-median image spread that marks a suite with mismatched images
 # what the healthy toy shows (bench/detection.py), quoted in reasons so a number has a scale
-HEALTHY_TOY = {"image_gain": 2.4, "cross_match": 0.57, "counterfactual": 0.41, "likelihood": -0.0}
+HEALTHY_TOY = {"image_gain": 2.4, "cross_match": 0.88, "counterfactual": 0.41, "likelihood": -0.0}
 
 
 def _norm(text: str) -> str:
@@ -119,28 +123,81 @@ def probe_image_gain(matrix: dict[str, dict[str, float | None]], blank: dict[str
                          "the real image makes the reference answers no more likely than a blank one.")
 
 
-def probe_cross_match(matrix: dict[str, dict[str, float | None]]) -> Signal:
+def comparison_plan(keys: list[str], k: int = CROSS_MATCH_K, seed: int = 0) -> dict[str, list[str]]:
+    """The other images each image's references are compared with: at most `k`, fixed and seeded.
+
+    The distinct images are put in a seeded random order on a circle; each is compared with its
+    `k // 2` neighbours on either side (all the others when there are at most k + 1). The plan is
+    symmetric (a compares with b exactly when b compares with a) and every image is used equally
+    often, so an image that raises every reference's likelihood (brightness, a longer caption)
+    helps its own reference exactly as much as it hurts the others' and cannot fake grounding.
+    Likelihood rows then grow as N * k instead of N * N.
+    """
+    import random
+
+    keys = list(dict.fromkeys(keys))
+    if len(keys) - 1 <= k:
+        return {a: [b for b in keys if b != a] for a in keys}
+    order = sorted(keys)
+    random.Random(seed).shuffle(order)
+    n, half = len(order), max(1, k // 2)
+    return {a: [order[(i + d) % n] for d in range(-half, half + 1) if d] for i, a in enumerate(order)}
+
+
+def _doubled_ranks(own: float, values: list[float]) -> tuple[int, list[int]]:
+    """Twice the mid-rank of `own` among `values` (the others), and the same for every value of the row.
+
+    The mid-rank counts the values below and half the ties (within 1e-4 nats). Under the null of
+    a model that cannot tell the images apart, the own image is any of the row's values with
+    equal chance: the second item is that null distribution, exact given the row's ties.
+    """
+    row = [own, *values]
+
+    def doubled(x: float, skip: int) -> int:
+        return sum(2 if x > v + 1e-4 else 1 if abs(x - v) <= 1e-4 else 0 for j, v in enumerate(row) if j != skip)
+
+    return doubled(own, 0), [doubled(x, j) for j, x in enumerate(row)]
+
+
+def probe_cross_match(matrix: dict[str, dict[str, float | None]], alpha: float = CROSS_MATCH_ALPHA) -> Signal:
     """Checkpoint level: matrix[ref_id][image_id] = log p(reference of ref_id | image of image_id).
 
-    A reference counts as matched when its own image gives it the highest likelihood among all
-    the suite's images; ties share the credit, so a model that ignores the image scores chance.
+    Each reference ranks its own image among the other images it was scored under (ties count
+    half). The score is the share of those comparisons the own image wins (chance 0.5). The test
+    is exact: a model that cannot tell the images apart puts its own image anywhere in each row
+    with equal chance (independently per reference), so the p-value is the chance of a rank sum
+    at least this high under that permutation null, computed by convolving every row's null
+    distribution (given its ties; an all-tied row contributes exactly its mean). Passes when
+    p <= `alpha` (a blind model passes at most that often: bench/cross_match_null.py measures it).
     """
-    ids = [i for i in matrix if matrix[i].get(i) is not None]
-    if len(ids) < 2:
+    import numpy as np
+
+    observed, dist, comparisons, top, refs = 0, np.ones(1), 0, 0.0, 0
+    for r, row in matrix.items():
+        own = row.get(r)
+        others = [v for j, v in row.items() if j != r and v is not None]
+        if own is None or not others:
+            continue
+        got, null = _doubled_ranks(own, others)
+        observed += got
+        row_dist = np.bincount(null, minlength=2 * len(others) + 1) / len(null)
+        dist = np.convolve(dist, row_dist)
+        comparisons += len(others)
+        refs += 1
+        best = max(others)
+        top += (1.0 / (1 + sum(abs(v - own) <= 1e-4 for v in others))) if own >= best - 1e-4 else 0.0
+    if refs < 2:
         return Signal(probe="cross_match", status=Status.SKIP, reason="Cross-match needs at least two scored references.")
-    hits = 0.0
-    for r in ids:
-        row = {j: v for j, v in matrix[r].items() if v is not None}
-        best = max(row.values())
-        winners = [j for j, v in row.items() if v >= best - 1e-4]
-        hits += (1.0 / len(winners)) if r in winners else 0.0
-    rate, chance = hits / len(ids), 1.0 / len(ids)
-    ev = {"references": len(ids), "rate": round(rate, 3), "chance": round(chance, 3), "threshold": round(MATCH_FAIL_FACTOR * chance, 3)}
-    words = f"Cross-match {rate:.2f}: {hits:.0f}/{len(ids)} references are most likely under their own image (chance {chance:.2f})"
-    if rate < MATCH_FAIL_FACTOR * chance:
-        return Signal(probe="cross_match", status=Status.FAIL, score=rate, evidence=ev,
-                      reason=words + ": the model cannot tell the images apart.")
-    return Signal(probe="cross_match", status=Status.PASS, score=rate, reason=words + ".", evidence=ev)
+    p = float(min(1.0, dist[observed:].sum()))
+    share = observed / (2 * comparisons)
+    ev = {"references": refs, "comparisons": comparisons, "share": round(share, 3), "p_value": float(f"{p:.3g}"),
+          "alpha": alpha, "top1_rate": round(top / refs, 3), "healthy_toy": HEALTHY_TOY["cross_match"]}
+    words = (f"Cross-match {share:.2f}: the own image explains its reference better than another suite image in "
+             f"{share:.0%} of {comparisons} comparisons (chance 50%; a blind model does this well with p = {p:.2g})")
+    if p > alpha:
+        return Signal(probe="cross_match", status=Status.FAIL, score=round(share, 3), evidence=ev,
+                      reason=words + f", above {alpha}: the model cannot tell the images apart.")
+    return Signal(probe="cross_match", status=Status.PASS, score=round(share, 3), reason=words + ".", evidence=ev)
 
 
 def probe_template_fit(by_template: dict[str, float | None], in_use: str) -> Signal:
