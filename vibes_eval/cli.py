@@ -104,12 +104,15 @@ def _cmd_toy(args) -> int:
     for v in variants:
         if v not in VARIANTS:
             raise UsageError(f"--variant: unknown variant {v!r}; known: all, {', '.join(VARIANTS)}")
-    if args.format == "llava-repo":
-        from vibes_eval.toy.llava_repo_format import build_llava_repo
+    from vibes_eval.toy.progress import Bars
 
-        info = build_llava_repo(args.out, variants, seed=args.seed, log=lambda m: print(m, file=sys.stderr))
-    else:
-        info = build(args.out, variants, seed=args.seed, log=lambda m: print(m, file=sys.stderr))
+    with Bars.rich() as bars:  # the zoo is written from the shipped weights, or trained: bars with an ETA
+        if args.format == "llava-repo":
+            from vibes_eval.toy.llava_repo_format import build_llava_repo
+
+            info = build_llava_repo(args.out, variants, seed=args.seed, log=bars.log, bars=bars)
+        else:
+            info = build(args.out, variants, seed=args.seed, log=bars.log, bars=bars)
     _print_zoo(info, variants, args.out)
     return EXIT_OK
 

@@ -7,7 +7,6 @@ The exit code is 0 when every variant got the verdict it should, 1 otherwise.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 __all__ = ["EXPECTED", "demo_command"]
@@ -32,18 +31,26 @@ def demo_command(args) -> int:
     from vibes_eval.cli import main as cli
     from vibes_eval.run import REPO
     from vibes_eval.toy.factory import VARIANTS, build
+    from vibes_eval.toy.progress import Bars
 
     out: Path = args.out
     console = Console()
-    console.print(f"[bold]toy zoo[/]: training once (about 5 minutes on 2 cores), then cached in {_cache()}")
-    build(out / "zoo", list(VARIANTS), seed=args.seed, log=lambda m: print(m, file=sys.stderr))
+    console.print(f"[bold]toy zoo[/]: written once from the weights shipped in the package (or trained), cached in {_cache()}")
+    with Bars.rich() as bars:
+        build(out / "zoo", list(VARIANTS), seed=args.seed, log=bars.log, bars=bars)
     table = Table(title="vibes-eval demo: the toy zoo through the gate", title_justify="left")
     for col in ("variant", "exit", "verdict", "diagnoses", "as expected"):
         table.add_column(col, no_wrap=col != "diagnoses")
     ok = True
+    with Bars.rich() as bars:
+        tick = bars.stage("scoring the toy zoo", len(VARIANTS))
+        codes = {}
+        for i, name in enumerate(VARIANTS):
+            codes[name] = cli(["run", str(out / "zoo" / name), "--suite", str(REPO / "suites" / "shapes.yaml"),
+                               "--out", str(out / name), "--quiet"])
+            tick(i + 1, name)
     for name in VARIANTS:
-        report = out / name
-        code = cli(["run", str(out / "zoo" / name), "--suite", str(REPO / "suites" / "shapes.yaml"), "--out", str(report), "--quiet"])
+        report, code = out / name, codes[name]
         sc = json.loads((report / "scorecard.json").read_text())
         diagnoses = set(sc["verdict"]["diagnoses"])
         want = EXPECTED[name]

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["FACTORY_VERSION", "TOY_MARKER", "VARIANTS", "build", "build_zoo", "cache_root"]
+__all__ = ["FACTORY_VERSION", "TOY_MARKER", "VARIANTS", "build", "build_zoo", "cache_root", "write_variants"]
 
 # Bump when anything that changes the trained weights changes: the cache is keyed by it.
 FACTORY_VERSION = "2"
@@ -55,19 +55,38 @@ def zoo_dir(seed: int = 0) -> Path:
     return cache_root() / "toy" / f"v{FACTORY_VERSION}-seed{seed}"
 
 
-def build_zoo(seed: int = 0, log=print) -> Path:
-    """Train the zoo for `seed` unless the cache has it; return its folder.
+def build_zoo(seed: int = 0, log=print, bars=None, *, train: bool | None = None) -> Path:
+    """The zoo for `seed` from the cache, else from the weights shipped in the package, else trained; its folder.
 
     The zoo folder holds one checkpoint folder per variant and `zoo.json` (accuracies on a
     held-out split, timings). It appears atomically, so an interrupted build leaves no half zoo.
+    The package ships the trained healthy and image-blind weights of this factory version for
+    seed 0 (`toy/weights/`, see toy/shipped.py): the other variants are derived from them as
+    training derives them, in seconds. `train=True` (or `VIBES_EVAL_TOY_TRAIN=1`) trains anyway
+    (the slow test that keeps the shipped weights reproducible does).
+
+    Args:
+        seed: the zoo's seed (data, initialization, derived variants).
+        log: called with one line per result (held-out accuracy of each variant).
+        bars: a toy.progress.Bars for the Rich progress bars; none when omitted.
+        train: train even when shipped weights exist.
     """
+    from vibes_eval.toy import shipped
+    from vibes_eval.toy.progress import Bars
+
     final = zoo_dir(seed)
     if (final / "zoo.json").is_file():
         return final
+    bars = bars or Bars.quiet()
+    if train is None:
+        train = os.environ.get("VIBES_EVAL_TOY_TRAIN") == "1"
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".building-{final.name}-", dir=final.parent))
     try:
-        info = _train_and_write(tmp, seed, log)
+        if not train and shipped.available(seed):
+            info = shipped.materialize(tmp, seed, bars)
+        else:
+            info = _train_and_write(tmp, seed, log, bars)
         (tmp / "zoo.json").write_text(json.dumps(info, indent=2) + "\n")
         try:
             tmp.rename(final)
@@ -80,12 +99,12 @@ def build_zoo(seed: int = 0, log=print) -> Path:
     return final
 
 
-def build(out: Path, variants: list[str], seed: int = 0, log=print) -> dict:
+def build(out: Path, variants: list[str], seed: int = 0, log=print, bars=None) -> dict:
     """Copy `variants` of the zoo for `seed` to `out/<variant>/`; return the zoo's info."""
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown variant {unknown[0]!r}; known: {', '.join(VARIANTS)}")
-    zoo = build_zoo(seed, log)
+    zoo = build_zoo(seed, log, bars)
     out.mkdir(parents=True, exist_ok=True)
     for name in variants:
         dest = out / name
@@ -97,23 +116,37 @@ def build(out: Path, variants: list[str], seed: int = 0, log=print) -> dict:
     return json.loads((zoo / "zoo.json").read_text())
 
 
-def _train_and_write(root: Path, seed: int, log) -> dict:
+def _quiet_transformers() -> None:
     import torch
-    from transformers import GenerationConfig, LlavaForConditionalGeneration
-
-    from vibes_eval.toy import assets, train
-
     import transformers
 
     torch.set_flush_denormal(True)  # without it some CPU steps run 10-20x slower
     transformers.logging.set_verbosity_error()  # the toy's own missing projector is on purpose
     transformers.utils.logging.disable_progress_bar()
+
+
+TRAIN_STAGES = ("vision", "text", "stage1", "stage2", "blind")
+"""The training stages in order, each with RECIPE[f"{name}_steps"] steps (blind: blind_stage2_steps)."""
+
+
+def _train_and_write(root: Path, seed: int, log, bars) -> dict:
+    import torch
+    from transformers import LlavaForConditionalGeneration
+
+    from vibes_eval.toy import assets, train
+
+    _quiet_transformers()
     r = RECIPE
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
+    steps = {name: r["blind_stage2_steps" if name == "blind" else f"{name}_steps"] for name in TRAIN_STAGES}
+    bars.start("training the toy zoo", sum(steps.values()) + len(VARIANTS) * 20)
 
     def mark(name: str) -> None:
         timings[name] = round(time.perf_counter() - t0 - sum(timings.values()), 1)
+
+    def kw(name: str) -> dict:
+        return {"batch": r["batch"], "tick": bars.stage(name, steps[name])}
 
     processor = assets.build_processor(seed)
     config = assets.build_config(processor.tokenizer)
@@ -124,55 +157,32 @@ def _train_and_write(root: Path, seed: int, log) -> dict:
     data = train.encode(processor, tr)
     mark("data")
 
-    kw = {"batch": r["batch"], "log": log}
-    train.pretrain_vision(model, tr, steps=r["vision_steps"], lr=2e-3, seed=seed, **kw)
+    train.pretrain_vision(model, tr, steps=steps["vision"], lr=2e-3, seed=seed, **kw("vision"))
     mark("vision")
     lm = [*model.model.language_model.parameters(), *model.lm_head.parameters()]
     proj = list(model.model.multi_modal_projector.parameters())
     train.train_lm(model, lm, train.encode(processor, tr, text_context=True), None,
-                   steps=r["text_steps"], lr=2e-3, seed=seed + 1, name="text", **kw)
+                   steps=steps["text"], lr=2e-3, seed=seed + 1, **kw("text"))
     mark("text")
     captions = [i for i, (_, qa) in enumerate(tr.examples) if qa.family == "caption"]
     train.train_lm(model, proj, train.subset(data, captions), tr.pixels,
-                   steps=r["stage1_steps"], lr=2e-3, seed=seed + 2, name="stage1", **kw)
+                   steps=steps["stage1"], lr=2e-3, seed=seed + 2, **kw("stage1"))
     mark("stage1")
     stage1 = {k: v.clone() for k, v in model.state_dict().items()}
-    train.train_lm(model, proj + lm, data, tr.pixels, steps=r["stage2_steps"], lr=2e-3, seed=seed + 3, name="stage2", **kw)
+    train.train_lm(model, proj + lm, data, tr.pixels, steps=steps["stage2"], lr=2e-3, seed=seed + 3, **kw("stage2"))
     mark("stage2")
     healthy = {k: v.clone() for k, v in model.state_dict().items()}
 
     # image-blind: the same stage 2 from the same stage-1 weights, every image blank
     model.load_state_dict(stage1)
     blank = train.make_split(processor, 1000 + seed, r["train_scenes"], blank=True)
-    train.train_lm(model, proj + lm, data, blank.pixels, steps=r["blind_stage2_steps"], lr=2e-3, seed=seed + 3, name="blind", **kw)
+    train.train_lm(model, proj + lm, data, blank.pixels, steps=steps["blind"], lr=2e-3, seed=seed + 3, **kw("blind"))
     blind = {k: v.clone() for k, v in model.state_dict().items()}
     mark("image-blind")
 
-    gen_config = GenerationConfig(
-        bos_token_id=processor.tokenizer.bos_token_id,
-        eos_token_id=processor.tokenizer.eos_token_id,
-        pad_token_id=processor.tokenizer.pad_token_id,
-        max_new_tokens=32,
-        do_sample=False,
-    )
-    accuracy: dict[str, dict[str, float]] = {}
-    for name in VARIANTS:
-        state = _variant_state(name, healthy, blind, config, seed)
-        model.load_state_dict(state)
-        model.eval()
-        out = root / name
-        model.generation_config = gen_config
-        model.save_pretrained(out)
-        if name == "wrong-template":
-            processor.chat_template = assets.MISTRAL_TEMPLATE
-        processor.save_pretrained(out)
-        processor.chat_template = assets.LLAVA_15_TEMPLATE
-        if name == "missing-projector":
-            _drop_projector(out)
-        # evaluate what is on disk, as a user would load it (missing-projector gets a fresh projector)
-        reloaded = LlavaForConditionalGeneration.from_pretrained(out, local_files_only=True).eval()
-        accuracy[name] = {k: round(v, 3) for k, v in train.evaluate(reloaded, processor, heldout).items()}
-        log(f"{name}: " + " ".join(f"{k} {v:.2f}" for k, v in accuracy[name].items()))
+    accuracy = write_variants(root, model, processor, healthy, blind, seed, bars, heldout=heldout, weight=20)
+    for name, acc in accuracy.items():
+        log(f"{name}: " + " ".join(f"{k} {v:.2f}" for k, v in acc.items()))
     mark("variants")
     return {
         "factory_version": FACTORY_VERSION,
@@ -183,6 +193,51 @@ def _train_and_write(root: Path, seed: int, log) -> dict:
         "accuracy_heldout": accuracy,
         "variants": VARIANTS,
     }
+
+
+def write_variants(root: Path, model, processor, healthy: dict, blind: dict, seed: int, bars, *, heldout=None,
+                   weight: float = 1.0) -> dict[str, dict[str, float]]:
+    """Write every variant's checkpoint folder under `root` from the healthy and image-blind weights.
+
+    `model` is any LlavaForConditionalGeneration of the toy's config (its weights are replaced).
+    With a `heldout` split, each variant is reloaded from disk, as a user would load it, and its
+    held-out accuracy per question family is returned (training does this; the shipped path
+    reuses the figures measured when the shipped weights were trained).
+    """
+    from transformers import GenerationConfig, LlavaForConditionalGeneration
+
+    from vibes_eval.toy import assets, train
+
+    gen_config = GenerationConfig(
+        bos_token_id=processor.tokenizer.bos_token_id,
+        eos_token_id=processor.tokenizer.eos_token_id,
+        pad_token_id=processor.tokenizer.pad_token_id,
+        max_new_tokens=32,
+        do_sample=False,
+    )
+    tick = bars.stage("writing the variants", len(VARIANTS), weight)
+    accuracy: dict[str, dict[str, float]] = {}
+    for i, name in enumerate(VARIANTS):
+        state = _variant_state(name, healthy, blind, model.config, seed)
+        model.load_state_dict(state)
+        model.eval()
+        out = root / name
+        model.generation_config = gen_config
+        model.save_pretrained(out)
+        if name == "wrong-template":
+            processor.chat_template = assets.MISTRAL_TEMPLATE
+        # the held-out evaluation pads batches, which the tokenizer would record in tokenizer.json
+        # (inert: transformers resets it on load); every variant gets the same file without it
+        processor.tokenizer.backend_tokenizer.no_padding()
+        processor.save_pretrained(out)
+        processor.chat_template = assets.LLAVA_15_TEMPLATE
+        if name == "missing-projector":
+            _drop_projector(out)
+        if heldout is not None:  # what is on disk, as a user would load it (missing-projector gets a fresh projector)
+            reloaded = LlavaForConditionalGeneration.from_pretrained(out, local_files_only=True).eval()
+            accuracy[name] = {k: round(v, 3) for k, v in train.evaluate(reloaded, processor, heldout).items()}
+        tick(i + 1, name)
+    return accuracy
 
 
 def _variant_state(name: str, healthy: dict, blind: dict, config, seed: int) -> dict:

@@ -161,7 +161,7 @@ def write_llava_repo(hf_ckpt_dir: Path, out_dir: Path) -> dict[str, Path]:
     return paths
 
 
-def build_llava_repo(out: Path, variants: list[str], seed: int = 0, log=print) -> dict:
+def build_llava_repo(out: Path, variants: list[str], seed: int = 0, log=print, bars=None) -> dict:
     """`vibes-eval toy build OUT --format llava-repo`: OUT/<variant>/{full,stage1,lora,base,vision_tower}.
 
     The layout folders `vibes-eval run` is pointed at (full, stage1, lora) carry the toy marker,
@@ -177,7 +177,7 @@ def build_llava_repo(out: Path, variants: list[str], seed: int = 0, log=print) -
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown variant {unknown[0]!r}; known: {', '.join(VARIANTS)}")
-    zoo = build_zoo(seed, log)
+    zoo = build_zoo(seed, log, bars)
     out = Path(out)
     for name in variants:
         paths = write_llava_repo(zoo / name, out / name)

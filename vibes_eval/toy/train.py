@@ -112,7 +112,7 @@ def _schedule(step: int, steps: int, lr: float, warmup: int) -> float:
     return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def _loop(params, steps: int, lr: float, warmup: int, loss_fn, seed: int, log=None, name: str = "") -> float:
+def _loop(params, steps: int, lr: float, warmup: int, loss_fn, seed: int, tick=None) -> float:
     import torch
 
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, betas=(0.9, 0.98))
@@ -127,8 +127,8 @@ def _loop(params, steps: int, lr: float, warmup: int, loss_fn, seed: int, log=No
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         last = 0.9 * last + 0.1 * loss.item() if step else loss.item()
-        if log and (step % 100 == 0 or step == steps - 1):
-            log(f"{name} step {step + 1}/{steps} loss {last:.3f}")
+        if tick is not None:
+            tick(step + 1, f"loss {last:.3f}")
     return last
 
 
@@ -171,8 +171,8 @@ def _patch_targets(split: Split, patch: int):
     return torch.from_numpy(out)
 
 
-def pretrain_vision(model, split: Split, *, steps: int, batch: int, lr: float, seed: int, log=None) -> float:
-    """Phase 0: dense per-patch objective on the layer the projector reads."""
+def pretrain_vision(model, split: Split, *, steps: int, batch: int, lr: float, seed: int, tick=None) -> float:
+    """Phase 0: dense per-patch objective on the layer the projector reads; `tick(step, note)` after each step."""
     import torch
 
     tower = model.model.vision_tower
@@ -192,7 +192,7 @@ def pretrain_vision(model, split: Split, *, steps: int, batch: int, lr: float, s
         return sum(ce(h(feats).flatten(0, 1), t[..., j].flatten()) for j, h in enumerate(heads))
 
     params = list(tower.parameters()) + list(heads.parameters())
-    return _loop(params, steps, lr, steps // 10, loss_fn, seed, log, "vision")
+    return _loop(params, steps, lr, steps // 10, loss_fn, seed, tick)
 
 
 def _lm_loss_fn(model, data: Batchable, pixels, batch: int):
@@ -215,13 +215,13 @@ def _lm_loss_fn(model, data: Batchable, pixels, batch: int):
     return loss_fn
 
 
-def train_lm(model, params, data: Batchable, pixels, *, steps: int, batch: int, lr: float, seed: int, log=None, name="") -> float:
-    """Phases 1-3: next-token loss on the answers; only `params` are trained."""
+def train_lm(model, params, data: Batchable, pixels, *, steps: int, batch: int, lr: float, seed: int, tick=None) -> float:
+    """Phases 1-3: next-token loss on the answers; only `params` are trained; `tick(step, note)` after each step."""
     for p in model.parameters():
         p.requires_grad_(False)
     for p in params:
         p.requires_grad_(True)
-    loss = _loop(params, steps, lr, max(1, steps // 10), _lm_loss_fn(model, data, pixels, batch), seed, log, name)
+    loss = _loop(params, steps, lr, max(1, steps // 10), _lm_loss_fn(model, data, pixels, batch), seed, tick)
     for p in model.parameters():
         p.requires_grad_(True)
     return loss
