@@ -28,7 +28,7 @@ def card(gain=2.4, match=0.57, lik=-0.1, fit=0.0, statuses=(PASS, PASS, PASS), v
         Signal(probe="image_gain", status=PASS if gain >= 0.5 else FAIL, reason="gain",
                evidence={"gain_nats_per_token": gain, "threshold": 0.5}),
         Signal(probe="cross_match", status=PASS if match >= 0.25 else FAIL, reason="match",
-               evidence={"rate": match, "chance": 0.125, "threshold": 0.25}),
+               evidence={"share": match, "p_value": 0.001 if match >= 0.25 else 0.5, "alpha": 0.01}),
         Signal(probe="likelihood", status=PASS, reason="lik", evidence={"mean_loglik_nats_per_token": lik, "threshold": -4.0}),
         Signal(probe="template_fit", status=PASS, reason="fit", evidence={"margin_nats_per_token": fit}),
     ]

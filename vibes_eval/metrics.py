@@ -30,7 +30,7 @@ class Metric:
 
 METRICS: tuple[Metric, ...] = (
     Metric("image_gain", "image_gain", "gain_nats_per_token", "image gain (nats/token)"),
-    Metric("cross_match", "cross_match", "rate", "cross-match (share)"),
+    Metric("cross_match", "cross_match", "share", "cross-match (share won, chance 0.5)", threshold_key=None),
     Metric("likelihood", "likelihood", "mean_loglik_nats_per_token", "reference likelihood (nats/token)"),
     Metric("template_fit", "template_fit", "margin_nats_per_token", "best template's margin (nats/token)",
            higher_is_better=False, threshold_key=None),
