@@ -111,15 +111,20 @@ def test_healthy_continue_training_every_check_passes(zoo_dir, tmp_path):
 
 
 def test_projector_fault_stops_training(zoo_dir, tmp_path):
+    from vibes_eval.cli import main
+
+    assert main(["run", str(zoo_dir / "healthy"), "--out", str(tmp_path / "base"), "--quiet"]) == 0  # the parent's scorecard
     trainer, _ = _trainer(zoo_dir, tmp_path / "run", [
         ZeroProjectorAt(12),
-        lambda processor: VibesCallback(processor, suite=SHAPES, every="save", stop_on=("projector_disconnected",), log=lambda s: None),
+        lambda processor: VibesCallback(processor, suite=SHAPES, every="save", stop_on=("projector_disconnected",),
+                                        baseline=tmp_path / "base", log=lambda s: None),
     ], steps=40, save_steps=6)
     cb = next(c for c in trainer.callback_handler.callbacks if isinstance(c, VibesCallback))
     trainer.train()
     assert trainer.state.global_step == 12  # stopped at the check right after the fault
     assert [(c.step, c.status) for c in cb.checks] == [(6, "pass"), (12, "fail")]
     assert "projector_disconnected" in cb.checks[-1].diagnoses
+    assert "regression" in cb.checks[-1].diagnoses and "regression" not in cb.checks[0].diagnoses  # against the baseline
     logged = [h for h in trainer.state.log_history if "vibes/diagnosis/projector_disconnected" in h]
     assert [(h["step"], h["vibes/diagnosis/projector_disconnected"]) for h in logged] == [(6, 0.0), (12, 1.0)]
     sc = load_scorecard(tmp_path / "run" / "checkpoint-12" / "vibes")

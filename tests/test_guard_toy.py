@@ -135,3 +135,20 @@ def _open_in_chromium(page_path: Path) -> None:
         assert page.locator("tr#step-20 .badge").inner_text() == "FAIL"
     assert opened.errors == []
     assert opened.requests == [opened.url]
+
+
+def test_watch_original_llava_repo_checkpoints(zoo_dir, tmp_path):
+    """The original LLaVA repo's scripts save stage-1 checkpoints as config.json + mm_projector.bin and LoRA ones as adapters."""
+    from vibes_eval.toy.llava_repo_format import write_llava_repo
+
+    layouts = write_llava_repo(zoo_dir / "healthy", tmp_path / "layouts")
+    root = tmp_path / "run"
+    root.mkdir()
+    shutil.copytree(layouts["stage1"], root / "checkpoint-50")  # no trainer_state.json: complete once it settles
+    shutil.copytree(layouts["lora"], root / "checkpoint-100")
+    code = main(["watch", str(root), "--every-new", "--until-idle", "0", "--settle", "0",
+                 "--base", str(layouts["base"]), "--vision-tower", str(layouts["vision_tower"]),
+                 "--template", "llava-1.5-hf", "--suite", str(REPO / "suites" / "shapes.yaml")])
+    data = json.loads((root / "vibes" / "trend.json").read_text())
+    assert [(e["step"], e["status"]) for e in data["entries"]] == [(50, "pass"), (100, "pass")], data["entries"]
+    assert code == 0
