@@ -1,16 +1,22 @@
-"""`vibes-eval run` over 1, 2 and 4 checkpoints in one invocation: time per checkpoint, peak RSS.
+"""`vibes-eval run` over 1, 2, 4, 8 checkpoints: sequential vs overlapped (next weights read ahead) vs several devices.
 
-    python bench/many.py [--counts 1 2 4] [--base healthy] [--repeats 1] [--threads 1]
+    python bench/many.py [--counts 1 2 4 8] [--base bench] [--devices cpu,cpu] [--repeats 1] [--threads 1] [--warm]
 
 The checkpoints are copies of one (`--base`: a toy variant name such as `healthy`, `bench`,
-or a folder), each in its own folder, so the run loads each anew as it would distinct
-checkpoints. Each invocation is a fresh subprocess timed end to end; its peak RSS is that
-child's own ru_maxrss (os.wait4: the getrusage of that one child). With several checkpoints
-the run also writes the side-by-side comparison, as a user would see it.
+`bench:bench-512`, or a folder), each in its own folder, so the run loads each anew as it would
+distinct checkpoints. For every count the modes run side by side (alternating, each a fresh
+subprocess timed end to end):
 
-Prints one row per count: wall seconds, seconds per checkpoint, the run_suite seconds the
-scorecards record (summed), what is left (interpreter start, imports, loads, reports), and
-the peak RSS. The run loads checkpoints one at a time, so RSS should stay near one model's.
+- `sequential`: `run A B C ... --no-prefetch`: load, score, load, score ...
+- `overlapped`: `run A B C ...`: while one checkpoint is scored, a background thread reads the
+  next one's weights into host memory (vibes_eval/sweep.py);
+- `devices` (with `--devices`): `run A B C ... --devices cpu,cpu`: one worker process per device.
+
+Before every invocation the copies' pages are dropped from the page cache
+(posix_fadvise DONTNEED, after a sync), so each load reads the disk as a sweep over a training
+run's checkpoints would; `--warm` keeps them cached instead. Prints per count and mode the wall
+seconds, the ratio to sequential, the run_suite seconds the scorecards record (summed) and the
+peak RSS of the run's own process; and whether every mode reached the same verdicts.
 """
 
 from __future__ import annotations
@@ -28,19 +34,54 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from vs_naive import ROOT, SUITE, child_env, provenance, resolve_ckpt, spawn, vibes_eval_cmd  # noqa: E402
 
 
+def drop_cache(folders: list[Path]) -> int:
+    """Drop the files of `folders` from the page cache (clean pages only, hence the sync first); bytes advised."""
+    os.sync()
+    total = 0
+    for folder in folders:
+        for f in folder.rglob("*"):
+            if f.is_file():
+                fd = os.open(f, os.O_RDONLY)
+                try:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                    total += f.stat().st_size
+                finally:
+                    os.close(fd)
+    return total
+
+
+def verdicts(out: Path, ckpts: list[Path]) -> list[tuple]:
+    """(checkpoint folder, status, diagnoses, answers) from each scorecard the run wrote."""
+    cards = [out / "scorecard.json"] if len(ckpts) == 1 else [out / c.name / "scorecard.json" for c in ckpts]
+    rows = []
+    for ckpt, c in zip(ckpts, cards):
+        sc = json.loads(c.read_text())
+        rows.append((ckpt.name, sc["verdict"]["status"], tuple(sc["verdict"]["diagnoses"]),
+                     tuple(p["answer"] for p in sc["prompts"]), sc["seconds"]))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--counts", type=int, nargs="+", default=[1, 2, 4], help="checkpoints per invocation (default 1 2 4)")
-    ap.add_argument("--base", default="healthy", help="what to copy: a toy variant name, bench, or a folder (default healthy)")
+    ap.add_argument("--counts", type=int, nargs="+", default=[1, 2, 4, 8], help="checkpoints per invocation (default 1 2 4 8)")
+    ap.add_argument("--base", default="bench", help="what to copy: a toy variant name, bench, bench:SIZE, or a folder (default bench)")
     ap.add_argument("--suite", type=Path, default=SUITE)
-    ap.add_argument("--repeats", type=int, default=1, help="invocations per count; the median is printed")
-    ap.add_argument("--threads", type=int, help="torch CPU threads per child (OMP_NUM_THREADS), as in vs_naive.py")
+    ap.add_argument("--devices", help="also time `run --devices DEVICES` (e.g. cpu,cpu)")
+    ap.add_argument("--device", help="--device for the sequential and overlapped runs (e.g. cuda)")
+    ap.add_argument("--repeats", type=int, default=1, help="invocations per count and mode; the median is printed")
+    ap.add_argument("--threads", type=int, help="torch CPU threads per process (OMP_NUM_THREADS), as in vs_naive.py")
+    ap.add_argument("--warm", action="store_true", help="leave the copies in the page cache (default: drop them before each run)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write every figure here")
     args = ap.parse_args(argv)
     env = child_env(args.threads)
+    modes = {"sequential": ["--no-prefetch"], "overlapped": []}
+    if args.devices:
+        modes["devices"] = ["--devices", args.devices]
+    extra = ["--device", args.device] if args.device else []
     rows = []
-    print(f"code: {provenance()}; threads per child: {args.threads or 'torch default'}; load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(f"code: {provenance()}; threads per process: {args.threads or 'torch default'}; "
+          f"page cache: {'warm' if args.warm else 'dropped before each run'}; load average {os.getloadavg()[0]:.1f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="many-") as tmp:
         work = Path(tmp)
         base = resolve_ckpt(args.base, work / "base", args.seed)
@@ -49,27 +90,38 @@ def main(argv: list[str] | None = None) -> int:
             dest = work / "ckpts" / f"{base.name}-{i + 1}"
             shutil.copytree(base, dest)
             copies.append(dest)
-        print(f"{args.base}: {base} copied {len(copies)} times", flush=True)
+        size = sum(f.stat().st_size for f in base.rglob("*") if f.is_file())
+        print(f"{args.base}: {base} ({size / 2**20:.1f} MiB) copied {len(copies)} times", flush=True)
         for k in args.counts:
-            runs = []
+            runs: dict[str, list[dict]] = {m: [] for m in modes}
+            seen: dict[str, list] = {}
             for r in range(args.repeats):
-                out = work / f"out-{k}-{r}"
-                res = spawn([*vibes_eval_cmd(), "run", *map(str, copies[:k]), "--suite", str(args.suite), "--out", str(out), "--quiet"],
-                            work, f"run-{k}-{r}", env)
-                if res["rc"] not in (0, 1):
-                    raise SystemExit(f"vibes-eval run failed (rc {res['rc']}):\n{res['stderr_tail']}")
-                cards = [out / "scorecard.json"] if k == 1 else [out / c.name / "scorecard.json" for c in copies[:k]]
-                res["run_suite_s"] = sum(json.loads(c.read_text())["seconds"] for c in cards)
-                runs.append(res)
-                shutil.rmtree(out, ignore_errors=True)
-            wall = statistics.median(x["seconds"] for x in runs)
-            suite_s = statistics.median(x["run_suite_s"] for x in runs)
-            rows.append({"checkpoints": k, "wall_s": wall, "per_checkpoint_s": wall / k, "run_suite_s": suite_s,
-                         "rest_s": wall - suite_s, "peak_rss_mib": max(x["peak_rss_mib"] for x in runs), "repeats": args.repeats})
-            row = rows[-1]
-            print(f"  {k} checkpoint(s): {row['wall_s']:6.2f} s, {row['per_checkpoint_s']:6.2f} s per checkpoint "
-                  f"(run_suite {row['run_suite_s']:.2f} s, the rest {row['rest_s']:.2f} s), peak RSS {row['peak_rss_mib']:.0f} MiB",
-                  flush=True)
+                for mode, flags in modes.items():
+                    out = work / f"out-{k}-{mode}-{r}"
+                    if not args.warm:
+                        drop_cache(copies[:k])
+                    res = spawn([*vibes_eval_cmd(), "run", *map(str, copies[:k]), "--suite", str(args.suite), "--out", str(out),
+                                 "--quiet", *flags, *extra], work, f"run-{k}-{mode}-{r}", env)
+                    if res["rc"] not in (0, 1):
+                        raise SystemExit(f"vibes-eval run ({mode}) failed (rc {res['rc']}):\n{res['stderr_tail']}")
+                    got = verdicts(out, copies[:k])
+                    res["run_suite_s"] = sum(g[-1] for g in got)
+                    seen.setdefault(mode, [g[:-1] for g in got])
+                    res.pop("stdout")
+                    runs[mode].append(res)
+                    shutil.rmtree(out, ignore_errors=True)
+            seq = statistics.median(x["seconds"] for x in runs["sequential"])
+            same = all(v == seen["sequential"] for v in seen.values())
+            for mode in modes:
+                wall = statistics.median(x["seconds"] for x in runs[mode])
+                row = {"checkpoints": k, "mode": mode, "wall_s": round(wall, 3), "ratio_to_sequential": round(wall / seq, 3),
+                       "run_suite_s": round(statistics.median(x["run_suite_s"] for x in runs[mode]), 3),
+                       "peak_rss_mib": max(x["peak_rss_mib"] for x in runs[mode]), "repeats": args.repeats,
+                       "same_verdicts_and_answers": same}
+                rows.append(row)
+                print(f"  {k} checkpoint(s) {mode:>10}: {wall:6.2f} s ({row['ratio_to_sequential']:.2f}x sequential), "
+                      f"run_suite {row['run_suite_s']:.2f} s, peak RSS {row['peak_rss_mib']:.0f} MiB", flush=True)
+            print(f"  {k} checkpoint(s): same verdicts and answers in every mode: {'yes' if same else 'NO'}", flush=True)
     print(f"(load average now {os.getloadavg()[0]:.1f}; cwd for the runs: {ROOT})")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")

@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     from vibes_eval.guard import add_guard_arguments
 
     add_guard_arguments(run)  # --baseline, --baseline-any-suite, --summary-md
+    from vibes_eval.sweep import add_sweep_arguments
+
+    add_sweep_arguments(run)  # --devices, --shard, --no-prefetch
 
     val = sub.add_parser("validate", help="check a suite file; exit 0 or 2 with `file: field: problem`")
     val.add_argument("suite", metavar="SUITE")

@@ -129,7 +129,7 @@ def _finish(sc, ckpt, args, err, out) -> int:
         return EXIT_EVAL
     sc = guard.apply(sc, args)
     write_reports(sc, out, args.junit)
-    if len(args.checkpoints) > 1 and not args.quiet:  # the side-by-side table follows; one line per checkpoint here
+    if (len(args.checkpoints) > 1 or getattr(args, "shard", None)) and not args.quiet:  # one line per checkpoint here
         err.print(f"{ckpt}: {sc.verdict.status.value} {', '.join(sc.verdict.diagnoses)} -> {out / 'scorecard.html'}")
     elif not args.quiet:
         from rich.console import Console
@@ -149,7 +149,7 @@ def _run_with_progress(suite, adapter, ckpt, gate, args, err, out):
 
     suite_gated = suite.model_copy(update={"gate": gate})  # private attrs (root, file, sha256) are copied too
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, disable=args.quiet, transient=True) as bar:
+                  console=err, disable=args.quiet or not getattr(args, "progress", True), transient=True) as bar:
         tasks: dict[str, int] = {}
 
         def tick(stage: str, done: int, total: int) -> None:
@@ -175,7 +175,8 @@ def _remote_usage(args) -> str | None:
         return "--adapter openai takes no CKPT: the server holds the model (name it with --model)"
     if not args.base_url or not args.model:
         return "--adapter openai needs --base-url URL and --model NAME"
-    for flag, value in (("--template", args.template), ("--device", args.device), ("--dtype", args.dtype)):
+    for flag, value in (("--template", args.template), ("--device", args.device), ("--dtype", args.dtype),
+                        ("--devices", args.devices), ("--shard", args.shard)):
         if value:
             return f"{flag}: not available with --adapter openai (the server decides it)"
     if args.concurrency < 1 or args.timeout <= 0:
@@ -219,21 +220,28 @@ def run_command(args) -> int:
     if not args.checkpoints:
         print("vibes-eval: run: give checkpoint folder(s), or --adapter openai --base-url URL --model NAME", file=sys.stderr)
         return EXIT_USAGE
+    from vibes_eval.sweep import plan_sweep, run_sweep
+
     several = len(args.checkpoints) > 1
     base = args.out or (REPO / "reports" / (f"compare-{stamp}" if several else f"{args.checkpoints[0].resolve().name}-{stamp}"))
-    codes, outs = [], []
-    names = _report_names(args.checkpoints) if several else []
-    for i, ckpt in enumerate(args.checkpoints):  # one at a time: memory stays that of one model
-        out = base / names[i] if several else base
-        code = _one(ckpt, args, out)
-        if code == EXIT_USAGE:
-            return code
-        codes.append(code)
-        outs.append(out)
-    if several:
+    try:
+        plan = plan_sweep(args, base, _report_names(args.checkpoints))
+    except ValueError as e:
+        print(f"vibes-eval: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if not plan.checkpoints:
+        print(f"vibes-eval: --shard {args.shard}: no checkpoint falls in this shard", file=sys.stderr)
+        return 0
+    # one model in memory at a time per process; the next one's weights are read ahead (sweep.py)
+    codes = run_sweep(plan.checkpoints, plan.outs, args, lambda ckpt, out: _one(ckpt, args, out), devices=plan.devices,
+                      prefetch=not args.no_prefetch)
+    if EXIT_USAGE in codes:
+        return EXIT_USAGE
+    if plan.compare:
         from vibes_eval.compare import compare_scorecards, load_reports
         from rich.console import Console
 
-        worst = compare_scorecards(load_reports(outs), base, console=Console(quiet=args.quiet), sources=outs)
-        codes.append(worst)
+        codes.append(compare_scorecards(load_reports(plan.outs), base, console=Console(quiet=args.quiet), sources=plan.outs))
+    elif plan.sharded and not args.quiet:
+        _stderr_console().print(f"shard {args.shard}: merge every shard's reports with `vibes-eval compare {base}/*/`")
     return max(codes)

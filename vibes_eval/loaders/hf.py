@@ -64,7 +64,13 @@ def _hash_weights(ckpt: Path) -> dict[str, str]:
     files = _weight_files(ckpt)
     total = sum(f.stat().st_size for f in files)
     out = {}
+    from vibes_eval.sweep import cached_digest
+
     for f in files:
+        done = cached_digest(f) if total <= HASH_FULL_LIMIT else None  # read ahead during the previous checkpoint
+        if done:
+            out[f.name] = done
+            continue
         h = hashlib.sha256()
         with f.open("rb") as fh:
             if total <= HASH_FULL_LIMIT:

@@ -1,0 +1,134 @@
+"""Sweeps: weights read ahead, one worker process per device, shards merged by `compare`.
+
+The worker pool must give the very scorecards the sequential run gives (verdicts, answers,
+signals); shards must cover every checkpoint exactly once; bad flags are usage errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from vibes_eval.sweep import Prefetcher, cached_digest, parse_devices, parse_shard, shard
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAPES = ROOT / "suites" / "shapes.yaml"
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_shards_cover_every_checkpoint_once(n):
+    items = [f"c{k}" for k in range(7)]
+    parts = [shard(items, *parse_shard(f"{i}/{n}")) for i in range(n)]
+    assert sorted(x for p in parts for x in p) == sorted(items)
+    assert parts[0][0] == "c0" and (n == 1 or parts[1][0] == "c1")
+
+
+@pytest.mark.parametrize("bad", ["1", "2/2", "-1/2", "a/b", "0/0", "1/2/3"])
+def test_bad_shard_is_a_usage_error(bad):
+    with pytest.raises(ValueError, match="--shard"):
+        parse_shard(bad)
+
+
+def test_devices_are_parsed():
+    assert parse_devices("cuda:0, cuda:1") == ["cuda:0", "cuda:1"]
+    assert parse_devices("cpu,cpu") == ["cpu", "cpu"]
+    assert parse_devices(None) is None
+    with pytest.raises(ValueError, match="'gpu0' is not a device"):
+        parse_devices("cuda:0,gpu0")
+
+
+def test_prefetch_reads_and_hashes_the_weights(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    data = bytes(range(256)) * 40000  # ~10 MB: more than one read chunk
+    (ckpt / "model.safetensors").write_bytes(data)
+    (ckpt / "config.json").write_text("{}")
+    with Prefetcher() as pf:
+        pf.ahead(ckpt)
+        pf.wait()
+    assert pf.read_bytes == len(data) and pf.errors == [] and pf.skipped == []
+    assert cached_digest(ckpt / "model.safetensors") == "sha256:" + hashlib.sha256(data).hexdigest()
+    (ckpt / "model.safetensors").write_bytes(data[:-1])  # changed since: the digest is not reused
+    assert cached_digest(ckpt / "model.safetensors") is None
+
+
+def test_prefetch_leaves_a_checkpoint_too_big_for_memory_alone(tmp_path, monkeypatch):
+    import vibes_eval.sweep as sweep
+
+    ckpt = tmp_path / "big"
+    ckpt.mkdir()
+    (ckpt / "model.safetensors").write_bytes(b"\0" * 4096)
+    monkeypatch.setattr(sweep, "_available_memory", lambda: 4096)
+    with Prefetcher() as pf:
+        pf.ahead(ckpt)
+        pf.wait()
+    assert pf.read_bytes == 0 and "memory available" in pf.skipped[0]
+
+
+# --- the command ---------------------------------------------------------------------------------------
+
+
+def _cards(out: Path, names: list[str]) -> dict[str, dict]:
+    return {n: json.loads((out / n / "scorecard.json").read_text()) for n in names}
+
+
+def _essence(sc: dict) -> dict:
+    """What must not depend on how the sweep ran: verdict, answers and every signal (no timings or dates)."""
+    return {
+        "verdict": sc["verdict"],
+        "prompts": [{k: p[k] for k in ("id", "answer", "status", "signals", "variants")} for p in sc["prompts"]],
+        "signals": sc["signals"],
+        "weights": sc["fingerprint"]["weights"],
+    }
+
+
+@pytest.fixture(scope="module")
+def two_toys(zoo_dir):
+    return [zoo_dir / "healthy", zoo_dir / "image-blind"]
+
+
+def test_two_cpu_workers_give_the_sequential_scorecards(two_toys, tmp_path, capsys):
+    from vibes_eval.cli import main
+
+    seq, pool = tmp_path / "seq", tmp_path / "pool"
+    argv = ["run", *map(str, two_toys), "--suite", str(SHAPES), "--quiet"]
+    assert main([*argv, "--out", str(seq), "--no-prefetch"]) == 1  # image-blind fails the gate
+    assert main([*argv, "--out", str(pool), "--devices", "cpu,cpu"]) == 1
+    names = [c.name for c in two_toys]
+    a, b = _cards(seq, names), _cards(pool, names)
+    for n in names:
+        assert _essence(a[n]) == _essence(b[n]), n
+    assert b["image-blind"]["verdict"]["diagnoses"] == ["image_blind"]
+    assert (pool / "compare.html").is_file()
+
+
+def test_shards_write_their_folders_and_compare_merges_them(two_toys, tmp_path, capsys):
+    from vibes_eval.cli import main
+
+    out = tmp_path / "sweep"
+    base = ["run", *map(str, two_toys), "--suite", str(SHAPES), "--out", str(out)]
+    assert main([*base, "--shard", "0/2", "--quiet"]) == 0  # healthy alone: passes
+    assert sorted(p.name for p in out.iterdir()) == ["healthy"]
+    assert main([*base, "--shard", "1/2"]) == 1
+    assert "merge every shard's reports with `vibes-eval compare" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["healthy", "image-blind"] and not (out / "compare.html").exists()
+    assert main(["compare", *map(str, sorted(out.iterdir())), "--html", str(out / "compare.html")]) == 1
+    assert "image-blind" in (out / "compare.html").read_text()
+    assert main([*base, "--shard", "0/3", "--quiet"]) == 0 and main([*base, "--shard", "2/3"]) == 0  # shard 2 is empty
+    assert "no checkpoint falls in this shard" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--shard", "0/2"], "--shard: needs --out"),
+    (["--devices", "cpu", "--device", "cpu"], "--devices and --device"),
+    (["--devices", "tpu"], "'tpu' is not a device"),
+])
+def test_sweep_flags_fail_in_one_line(extra, words, tmp_path, capsys):
+    from vibes_eval.cli import main
+
+    assert main(["run", str(tmp_path), *extra]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1

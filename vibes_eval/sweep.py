@@ -1,0 +1,289 @@
+"""Sweeps of many checkpoints: weights read ahead, one worker process per device, shards for job arrays.
+
+- `Prefetcher`: while one checkpoint is scored, a background thread reads the next one's
+  weight files into host memory (the page cache, in 8 MiB chunks through one reused buffer),
+  hashing them on the way, so its load reads memory instead of the disk and its fingerprint's
+  hashes are already known. A checkpoint bigger than half the memory available is not read
+  ahead (it would evict the one being scored).
+- `run_sweep`: the checkpoints one after another with the next one read ahead, or, with
+  several devices, one worker process per device (spawned, so CUDA starts cleanly in each),
+  each taking every n-th checkpoint and running the same loop on its own device. Reports go
+  to the same per-checkpoint folders either way; the caller writes the comparison.
+- `parse_shard` / `parse_devices`: `--shard i/n` (every n-th checkpoint from the i-th, for a
+  Slurm array task or any job runner) and `--devices cuda:0,cuda:1 | auto | cpu,cpu`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Prefetcher", "SweepPlan", "add_sweep_arguments", "cached_digest", "parse_devices", "parse_shard", "plan_sweep",
+           "run_sweep", "shard"]
+
+CHUNK = 8 << 20
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
+HASH_FULL_LIMIT = 4 << 30
+"""Checkpoints above this total are hashed by samples in the fingerprint (loaders/hf.py): not hashed ahead."""
+
+_digests: dict[tuple[str, int, int], str] = {}
+_digests_lock = threading.Lock()
+
+
+def _key(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return str(path.resolve()), st.st_size, st.st_mtime_ns
+
+
+def cached_digest(path: Path) -> str | None:
+    """The `sha256:` digest a prefetch computed for this file, if its size and mtime are unchanged."""
+    try:
+        key = _key(Path(path))
+    except OSError:
+        return None
+    with _digests_lock:
+        return _digests.get(key)
+
+
+def _weight_files(ckpt: Path) -> list[Path]:
+    return sorted(p for pat in WEIGHT_PATTERNS for p in Path(ckpt).glob(pat) if p.is_file())
+
+
+def _available_memory() -> int | None:
+    """MemAvailable in bytes (Linux), else None."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+class Prefetcher:
+    """Reads checkpoints' weight files ahead in one background thread; `ahead(ckpt)` queues one.
+
+    Use as a context manager: leaving it stops the reading (between chunks) and joins the thread.
+    `read_bytes` and `errors` say what it did; a file it cannot read is left to the loader,
+    which names it.
+    """
+
+    def __init__(self):
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.read_bytes = 0
+        self.skipped: list[str] = []
+        self.errors: list[str] = []
+
+    def __enter__(self) -> Prefetcher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def wait(self) -> None:
+        """Block until the current read-ahead is done (tests and the benchmark use it)."""
+        if self._thread is not None:
+            self._thread.join()
+
+    def ahead(self, ckpt: Path | None) -> None:
+        """Start reading `ckpt`'s weights (after any read still running); None does nothing."""
+        if ckpt is None or self._stop.is_set():
+            return
+        previous = self._thread
+        self._thread = threading.Thread(target=self._read, args=(Path(ckpt), previous), name="vibes-prefetch", daemon=True)
+        self._thread.start()
+
+    def _read(self, ckpt: Path, previous: threading.Thread | None) -> None:
+        if previous is not None:
+            previous.join()
+        try:
+            files = _weight_files(ckpt)
+            total = sum(f.stat().st_size for f in files)
+        except OSError as e:
+            self.errors.append(f"{ckpt}: {e}")
+            return
+        room = _available_memory()
+        if room is not None and total > room // 2:
+            self.skipped.append(f"{ckpt}: {total >> 20} MiB of weights, {room >> 20} MiB of memory available")
+            return
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        for f in files:
+            h = hashlib.sha256() if total <= HASH_FULL_LIMIT else None
+            try:
+                key = _key(f)
+                with open(f, "rb", buffering=0) as fh:
+                    while not self._stop.is_set():
+                        n = fh.readinto(buf)
+                        if not n:
+                            break
+                        self.read_bytes += n
+                        if h is not None:
+                            h.update(view[:n])
+            except OSError as e:
+                self.errors.append(f"{f}: {e.strerror or e}")
+                continue
+            if self._stop.is_set():
+                return
+            if h is not None:
+                with _digests_lock:
+                    _digests[key] = "sha256:" + h.hexdigest()
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """`"i/n"` -> (i, n) with 0 <= i < n; ValueError with the flag's name otherwise."""
+    if text is None:
+        return None
+    parts = str(text).split("/")
+    try:
+        i, n = (int(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"--shard: expected I/N (e.g. 0/4), got {text!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"--shard: need 0 <= I < N, got {text!r}")
+    return i, n
+
+
+def shard(items: Sequence, i: int, n: int) -> list:
+    """Every n-th item from the i-th: shards 0..n-1 cover every item exactly once."""
+    return list(items[i::n])
+
+
+def parse_devices(text: str | None) -> list[str] | None:
+    """`cuda:0,cuda:1` / `cpu,cpu` / `auto` (every CUDA device, else one cpu) -> device names; ValueError if malformed."""
+    if text is None:
+        return None
+    if text.strip() == "auto":
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return [f"cuda:{k}" for k in range(count)] or ["cpu"]
+    names = [d.strip() for d in text.split(",")]
+    for d in names:
+        if not (d == "cpu" or d == "cuda" or (d.startswith("cuda:") and d[5:].isdigit())):
+            raise ValueError(f"--devices: {d!r} is not a device (cpu, cuda, cuda:N, or the word auto)")
+    return names
+
+
+def _sequential(ckpts: list[Path], outs: list[Path], one: Callable[[Path, Path], int], prefetch: bool) -> list[int]:
+    """Each checkpoint in turn, the next one's weights read ahead while this one is scored."""
+    codes: list[int] = []
+    with Prefetcher() as pf:
+        for k, (ckpt, out) in enumerate(zip(ckpts, outs)):
+            if prefetch and k + 1 < len(ckpts):
+                pf.ahead(ckpts[k + 1])
+            codes.append(one(ckpt, out))
+            if codes[-1] == 2:  # bad usage or suite: the others would fail the same way
+                break
+    return codes
+
+
+def _worker(device: str, ckpts: list[Path], outs: list[Path], args, threads: int | None, prefetch: bool) -> list[int]:
+    """One worker process: its checkpoints on its device, in turn (bars off: several processes share the terminal)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    from vibes_eval.run import _one
+
+    args.device = device
+    args.progress = False
+    return _sequential(ckpts, outs, lambda c, o: _one(c, args, o), prefetch)
+
+
+def run_sweep(ckpts: list[Path], outs: list[Path], args, one: Callable[[Path, Path], int], *,
+              devices: list[str] | None = None, prefetch: bool = True) -> list[int]:
+    """Exit codes of `one(ckpt, out)` for every checkpoint (sequential), or of the same run in one worker per device.
+
+    With several devices, worker k takes checkpoints k, k+n, ... and `args.device` is its
+    device; each worker reads its own next checkpoint ahead. The CPU threads are split between
+    CPU workers unless OMP_NUM_THREADS says otherwise.
+    """
+    if not devices or len(devices) == 1 or len(ckpts) == 1:
+        if devices:
+            args.device = devices[0]
+        return _sequential(ckpts, outs, one, prefetch)
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    n = min(len(devices), len(ckpts))
+    cpu_workers = sum(1 for d in devices[:n] if d == "cpu")
+    threads = None
+    if cpu_workers and not os.environ.get("OMP_NUM_THREADS"):
+        threads = max(1, (os.cpu_count() or 1) // cpu_workers)
+    codes: list[int] = [0] * len(ckpts)
+    with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(_worker, devices[k], shard(ckpts, k, n), shard(outs, k, n), args,
+                               threads if devices[k] == "cpu" else None, prefetch): k for k in range(n)}
+        for fut, k in futures.items():
+            try:
+                got = fut.result()
+            except Exception as e:  # a worker died (out of memory, a CUDA fault): its checkpoints could not be evaluated
+                print(f"vibes-eval: worker on {devices[k]} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+                      file=sys.stderr)
+                got = [3] * len(shard(ckpts, k, n))
+            pad = 2 if got and got[-1] == 2 else 3  # a worker stops after a usage error
+            for idx, code in zip(range(k, len(ckpts), n), got + [pad] * (len(shard(ckpts, k, n)) - len(got))):
+                codes[idx] = code
+    return codes
+
+
+def add_sweep_arguments(parser) -> None:
+    """The `run` flags for several checkpoints: --devices, --shard, --no-prefetch."""
+    g = parser.add_argument_group("sweeps (several checkpoints)")
+    g.add_argument("--devices", metavar="LIST",
+                   help="run checkpoints in parallel, one worker process per device: cuda:0,cuda:1,... | auto (every GPU) | cpu,cpu")
+    g.add_argument("--shard", metavar="I/N",
+                   help="only every N-th checkpoint from the I-th (0 <= I < N), e.g. one Slurm array task; needs --out; "
+                        "merge the shards with `vibes-eval compare OUT/*/`")
+    g.add_argument("--no-prefetch", action="store_true", help="do not read the next checkpoint's weights while one is scored")
+
+
+@dataclass
+class SweepPlan:
+    """Which checkpoints this invocation runs, where each report goes, on which devices."""
+
+    checkpoints: list[Path]
+    outs: list[Path]
+    base: Path
+    devices: list[str] | None
+    sharded: bool
+
+    @property
+    def compare(self) -> bool:
+        """Write the side-by-side comparison (not per shard: the shards' folders are merged afterwards)."""
+        return len(self.checkpoints) > 1 and not self.sharded
+
+
+def plan_sweep(args, base: Path, names: list[str]) -> SweepPlan:
+    """The plan for `run CKPT... [--shard I/N] [--devices LIST]`; ValueError (a usage error) for bad flags.
+
+    One checkpoint without --shard reports into `base` itself; otherwise each goes to
+    `base/<names[k]>/` (`names`: one report folder name per checkpoint of the whole command
+    line, so every shard and worker names a checkpoint alike).
+    """
+    sh = parse_shard(getattr(args, "shard", None))
+    devices = parse_devices(getattr(args, "devices", None))
+    if devices and args.device:
+        raise ValueError("--devices and --device: give one of them")
+    ckpts = list(args.checkpoints)
+    if sh is None and len(ckpts) == 1:
+        return SweepPlan(ckpts, [base], base, devices, False)
+    if sh:
+        if args.out is None:
+            raise ValueError("--shard: needs --out DIR, the same folder for every shard (merge with `vibes-eval compare DIR/*/`)")
+        ckpts, names = shard(ckpts, *sh), shard(names, *sh)
+    return SweepPlan(ckpts, [base / n for n in names], base, devices, sh is not None)
