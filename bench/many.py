@@ -16,7 +16,12 @@ Before every invocation the copies' pages are dropped from the page cache
 (posix_fadvise DONTNEED, after a sync), so each load reads the disk as a sweep over a training
 run's checkpoints would; `--warm` keeps them cached instead. Prints per count and mode the wall
 seconds, the ratio to sequential, the run_suite seconds the scorecards record (summed) and the
-peak RSS of the run's own process; and whether every mode reached the same verdicts.
+peak RSS of the run's own process (a devices run's workers are not in it); and whether every
+mode reached the same verdicts.
+
+First, in one child process, the load alone: `HFAdapter(copy)` from a dropped page cache, and
+after the read-ahead (sweep.Prefetcher) has read the copy, medians over the copies. Overlap can
+save at most the load's share of a checkpoint's time; these two figures say how large it is here.
 """
 
 from __future__ import annotations
@@ -61,6 +66,35 @@ def verdicts(out: Path, ckpts: list[Path]) -> list[tuple]:
     return rows
 
 
+def load_times(copies: list[str]) -> None:
+    """Child: print {"cold_s", "prefetched_s", "read_ahead_s"}, medians over the copies (the first load warms imports)."""
+    import time
+
+    from vibes_eval.loaders.detect import detect
+    from vibes_eval.loaders.hf import HFAdapter
+    from vibes_eval.sweep import Prefetcher
+
+    paths = [Path(c) for c in copies]
+    HFAdapter(paths[0], detect(paths[0]))  # imports and first-time set-up, not measured
+    cold, warm, ahead = [], [], []
+    for p in paths:
+        drop_cache([p])
+        t0 = time.perf_counter()
+        HFAdapter(p, detect(p))
+        cold.append(time.perf_counter() - t0)
+        drop_cache([p])
+        t0 = time.perf_counter()
+        with Prefetcher() as pf:
+            pf.ahead(p)
+            pf.wait()
+        ahead.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        HFAdapter(p, detect(p))
+        warm.append(time.perf_counter() - t0)
+    print(json.dumps({"cold_s": statistics.median(cold), "prefetched_s": statistics.median(warm),
+                      "read_ahead_s": statistics.median(ahead)}))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--counts", type=int, nargs="+", default=[1, 2, 4, 8], help="checkpoints per invocation (default 1 2 4 8)")
@@ -92,6 +126,13 @@ def main(argv: list[str] | None = None) -> int:
             copies.append(dest)
         size = sum(f.stat().st_size for f in base.rglob("*") if f.is_file())
         print(f"{args.base}: {base} ({size / 2**20:.1f} MiB) copied {len(copies)} times", flush=True)
+        lt = spawn([sys.executable, str(Path(__file__).resolve()), "_load", *map(str, copies[:4])], work, "load", env)
+        if lt["rc"] != 0:
+            raise SystemExit(f"load timing failed (rc {lt['rc']}):\n{lt['stderr_tail']}")
+        load = json.loads(lt["stdout"].strip().splitlines()[-1])
+        rows.append({"load": load})
+        print(f"  load alone (median of {min(4, len(copies))}): {load['cold_s']:.3f} s from a dropped page cache, "
+              f"{load['prefetched_s']:.3f} s after the read-ahead (which took {load['read_ahead_s']:.3f} s)", flush=True)
         for k in args.counts:
             runs: dict[str, list[dict]] = {m: [] for m in modes}
             seen: dict[str, list] = {}
@@ -129,4 +170,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["_load"]:
+        load_times(sys.argv[2:])
+        sys.exit(0)
     sys.exit(main())
