@@ -1,10 +1,11 @@
 """Sweeps of many checkpoints: weights read ahead, one worker process per device, shards for job arrays.
 
-- `Prefetcher`: while one checkpoint is scored, a background thread reads the next one's
-  weight files into host memory (the page cache, in 8 MiB chunks through one reused buffer),
-  hashing them on the way, so its load reads memory instead of the disk and its fingerprint's
-  hashes are already known. A checkpoint bigger than half the memory available is not read
-  ahead (it would evict the one being scored).
+- `Prefetcher`: while one checkpoint is scored (and, for the first, while torch and
+  transformers are imported), a background thread reads the next one's weight files into
+  host memory (the page cache, in 8 MiB chunks through one reused buffer), hashing them on the
+  way, so its load reads memory instead of the disk and its fingerprint's hashes are already
+  known. A checkpoint bigger than half the memory available is not read ahead (it would evict
+  the one being scored).
 - `run_sweep`: the checkpoints one after another with the next one read ahead, or, with
   several devices, one worker process per device (spawned, so CUDA starts cleanly in each),
   each taking every n-th checkpoint and running the same loop on its own device. Reports go
@@ -179,9 +180,15 @@ def parse_devices(text: str | None) -> list[str] | None:
 
 
 def _sequential(ckpts: list[Path], outs: list[Path], one: Callable[[Path, Path], int], prefetch: bool) -> list[int]:
-    """Each checkpoint in turn, the next one's weights read ahead while this one is scored."""
+    """Each checkpoint in turn, the next one's weights read ahead while this one is scored.
+
+    The first one's are read while the process imports torch and transformers (seconds on a
+    GPU machine), so even a single checkpoint's load starts from memory.
+    """
     codes: list[int] = []
     with Prefetcher() as pf:
+        if prefetch and ckpts:
+            pf.ahead(ckpts[0])
         for k, (ckpt, out) in enumerate(zip(ckpts, outs)):
             if prefetch and k + 1 < len(ckpts):
                 pf.ahead(ckpts[k + 1])
