@@ -132,3 +132,18 @@ def test_sweep_flags_fail_in_one_line(extra, words, tmp_path, capsys):
     assert main(["run", str(tmp_path), *extra]) == 2
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1
+
+
+def test_shards_name_same_named_checkpoints_as_the_whole_run_would(tmp_path):
+    from argparse import Namespace
+
+    from vibes_eval.run import _report_names
+    from vibes_eval.sweep import plan_sweep
+
+    ckpts = [tmp_path / "a" / "step-100", tmp_path / "b" / "step-100", tmp_path / "c" / "step-200"]
+    whole = _report_names(ckpts)
+    assert whole == ["step-100", "step-100-2", "step-200"]
+    for i in range(2):
+        args = Namespace(checkpoints=ckpts, shard=f"{i}/2", devices=None, device=None, out=tmp_path / "out")
+        plan = plan_sweep(args, args.out, whole)
+        assert plan.outs == [args.out / n for n in whole[i::2]] and plan.sharded and not plan.compare
