@@ -84,3 +84,27 @@ def test_retraining_from_scratch_keeps_the_floors_and_the_verdicts(tmp_path, mon
         diagnoses = set(json.loads((out / "scorecard.json").read_text())["verdict"]["diagnoses"])
         want = EXPECTED[name]
         assert (code, bool(want & diagnoses) if want else not diagnoses) == (0 if not want else 1, True), (name, code, diagnoses)
+
+
+def test_training_path_writes_a_zoo_with_progress_bars(tmp_path, monkeypatch):
+    """The training pipeline end to end with a few steps per stage (the real recipe is the slow test's)."""
+    from rich.console import Console
+
+    from vibes_eval.toy import factory
+
+    tiny = {**factory.RECIPE, "train_scenes": 40, "heldout_scenes": 4, "batch": 8}
+    tiny.update({k: 2 for k in tiny if k.endswith("_steps")})
+    monkeypatch.setattr(factory, "RECIPE", tiny)
+    monkeypatch.setenv("VIBES_EVAL_CACHE", str(tmp_path / "cache"))
+    buf = io.StringIO()
+    lines = []
+    with Bars.rich(Console(file=buf, width=160, force_terminal=False)) as bars:
+        zoo = factory.build_zoo(0, log=lines.append, bars=bars, train=True)
+    info = json.loads((zoo / "zoo.json").read_text())
+    assert "source" not in info and set(info["accuracy_heldout"]) == set(VARIANTS)
+    assert all((zoo / name / "model.safetensors").is_file() for name in VARIANTS)
+    assert [line.split(":")[0] for line in lines] == list(VARIANTS)  # one result line per variant
+    text = buf.getvalue()
+    for stage in (*factory.TRAIN_STAGES, "writing the variants", "training the toy zoo"):
+        assert stage in text, stage
+    assert "ETA" in text and " step " not in text
