@@ -181,3 +181,50 @@ def test_sharded_parameters_fall_back_to_watch(zoo_dir, tmp_path, monkeypatch):
     trend = json.loads((tmp_path / "run" / "vibes" / "trend.json").read_text())
     assert [e["step"] for e in trend["entries"]] == [4, 8]  # the watcher judged both saved checkpoints from disk
     assert all(e["status"] == "pass" for e in trend["entries"])
+
+
+def _rank_main(rank: int, world: int, port: int, results) -> None:
+    """One of two processes: rank 0 'finds' projector_disconnected, rank 1 must stop too without evaluating."""
+    import torch.distributed as dist
+
+    import vibes_eval.integrations.transformers as integration
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        cb = VibesCallback(None, suite=SHAPES, every=1, log=lambda s: None)
+        evaluated = []
+
+        def fake_check(args, state, model, saved):
+            evaluated.append(state.global_step)
+            return integration.Check(step=state.global_step, status="fail", diagnoses=["projector_disconnected"],
+                                     report=Path("r"), seconds=0.0, model_id=0)
+
+        cb._check = fake_check
+        state = transformers.TrainerState()
+        state.global_step = 5
+        state.is_world_process_zero = rank == 0
+        control = transformers.TrainerControl()
+        cb._trigger(transformers.TrainingArguments(output_dir="unused", use_cpu=True, report_to=[]), state, control,
+                    torch.nn.Linear(2, 2), saved=False)
+        results.put((rank, evaluated, control.should_training_stop))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_under_two_processes_rank_0_evaluates_and_both_stop():
+    import multiprocessing as mp
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_rank_main, args=(rank, 2, port, results)) for rank in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    got = sorted(results.get(timeout=5) for _ in procs)
+    assert got == [(0, [5], True), (1, [], True)]
