@@ -178,7 +178,14 @@ def _plot(name: str, label: str, entries: list[dict[str, Any]], higher_is_better
     return {"name": name, "label": label, "w": _W, "h": _H, "segments": [" ".join(s) for s in segments], "points": points,
             "threshold": thr, "x0": _PAD_L, "x1": _W - _PAD_R, "y0": _H - _PAD_B, "y1": _PAD_T,
             "ticks_y": [(round(y(v), 1), f"{v:.2f}") for v in (lo + pad, hi - pad)],
-            "ticks_x": [(round(x(s), 1), str(s)) for s in sorted({min(steps), max(steps)})]}
+            "ticks_x": _x_ticks(sorted(set(steps)), x)}
+
+
+def _x_ticks(steps: list[int], x) -> list[tuple[float, str, str]]:
+    """(x, label, text-anchor): every step when there are few, else the first and the last."""
+    shown = steps if len(steps) <= 6 else [steps[0], steps[-1]]
+    anchor = lambda i: "start" if i == 0 and len(shown) > 1 else "end" if i == len(shown) - 1 and len(shown) > 1 else "middle"  # noqa: E731
+    return [(round(x(s), 1), str(s), anchor(i)) for i, s in enumerate(shown)]
 
 
 def render_trend_html(entries: list[dict[str, Any]], title: str = "") -> str:
