@@ -14,8 +14,9 @@ from pathlib import Path
 from vibes_eval import guard
 from vibes_eval.loaders.detect import PROFILE_DIR, CheckpointError, detect
 from vibes_eval.records import Scorecard, Status, Verdict
-from vibes_eval.safety import url_without_userinfo
-from vibes_eval.render.reports import write_reports  # json + html + junit, atomic, one run id, redacted
+from vibes_eval.safety import say, short, strip_control, url_without_userinfo
+from vibes_eval.atomic import check_writable_dir, check_writable_file
+from vibes_eval.render.reports import new_run_id, write_reports  # json + html + junit, atomic, one run id, redacted
 from vibes_eval.suite import SuiteError, load_suite
 from vibes_eval.verdict import EXIT_EVAL, load_error_verdict
 
@@ -34,15 +35,25 @@ def default_suite(ckpt: Path) -> Path:
 
 
 def _write_error(ckpt: Path, suite, verdict: Verdict, out: Path, junit: Path | None, args=None) -> None:
-    """Say why in one line, and still write a scorecard that records it."""
-    print(f"vibes-eval: {verdict.summary[0]}", file=sys.stderr)
+    """Say why in one line (naming the scorecard that records it), and still write that scorecard."""
     sc = Scorecard(checkpoint=str(ckpt), suite={"name": suite.name, "path": str(suite.file), "sha256": suite.sha256},
                    fingerprint={}, prompts=[], verdict=verdict,
                    created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     sc = guard.apply(sc, args)
-    write_reports(sc, out, junit)
-    _stderr_console().print(f"partial scorecard: {out / 'scorecard.json'}")
+    if _write_or_say(sc, out, junit, getattr(args, "run_id", None), verdict.summary[0]):
+        say(f"{verdict.summary[0]} (partial scorecard: {out / 'scorecard.json'})")
     guard.publish(sc, args, out)
+
+
+def _write_or_say(sc: Scorecard, out: Path, junit: Path | None, run_id: str | None, why: str | None = None) -> bool:
+    """Write the report files; on a full disk or a folder gone read-only, say so in one line (False)."""
+    try:
+        write_reports(sc, out, junit, run_id=run_id)
+    except OSError as e:
+        first = f"{why}; and " if why else ""
+        say(f"{first}{e.filename or out}: cannot write the report: {e.strerror or e} (nothing half-written was left)")
+        return False
+    return True
 
 
 def _stderr_console():
@@ -57,11 +68,11 @@ def _one(ckpt: Path | str, args, out: Path, remote: bool = False) -> int:
     try:
         suite = load_suite(suite_path)
     except SuiteError as e:
-        print(f"vibes-eval: {e}", file=sys.stderr)
+        say(str(e))
         return EXIT_USAGE
-    problem = guard.suite_problem(args, suite)
-    if problem:
-        print(f"vibes-eval: {problem}", file=sys.stderr)
+    problem = guard.suite_problem(args, suite) or check_writable_dir(out) or (args.junit and check_writable_file(args.junit))
+    if problem:  # found before any model work, not after it
+        say(problem)
         return EXIT_USAGE
     gate = suite.gate.model_copy(update={k: v for k, v in (("max_fail", args.max_fail), ("max_warn", args.max_warn)) if v is not None})
 
@@ -77,10 +88,14 @@ def _one(ckpt: Path | str, args, out: Path, remote: bool = False) -> int:
     try:
         profile = detect(ckpt, args.adapter)
     except ValueError as e:  # an unknown --adapter is a usage error, not the checkpoint's fault
-        print(f"vibes-eval: {e}", file=sys.stderr)
+        say(str(e))
         return EXIT_USAGE
     except CheckpointError as e:
         return failed(str(e))
+    problem = _token_problem(suite, ckpt)
+    if problem:
+        say(problem)
+        return EXIT_USAGE
     if args.template:
         from vibes_eval.templates import TEMPLATES
 
@@ -104,11 +119,22 @@ def _one(ckpt: Path | str, args, out: Path, remote: bool = False) -> int:
                 adapter = HFAdapter(ckpt, profile, **common)
         except CheckpointError as e:
             return failed(str(e))
+        except Exception as e:  # noqa: BLE001 - e.g. a pickle torch refuses to load: one line and exit 3, never a traceback
+            return failed(f"{ckpt}: cannot load: {type(e).__name__}: {short(str(e).strip().splitlines()[0] if str(e).strip() else '', 200)}")
         if adapter.device == "cpu":  # this process only runs the model: keep freed tensor memory for reuse
             from vibes_eval.loaders.hf import tune_cpu_malloc
 
             tune_cpu_malloc()
     return _finish(_run_with_progress(suite, adapter, ckpt, gate, args, err, out), ckpt, args, err, out)
+
+
+def _token_problem(suite, ckpt) -> str | None:
+    """The suite's max_new_tokens above the checkpoint's context (config.json), in one line; else None."""
+    from vibes_eval.loaders.detect import read_config
+    from vibes_eval.loaders.sanity import context_length
+
+    found = context_length(read_config(ckpt))
+    return suite.token_problem(found[0], f"the checkpoint's context ({found[1]})") if found else None
 
 
 def _remote_adapter(args, err):
@@ -128,16 +154,19 @@ def _finish(sc, ckpt, args, err, out) -> int:
     if sc is None:
         return EXIT_EVAL
     sc = guard.apply(sc, args)
-    write_reports(sc, out, args.junit)
+    if not _write_or_say(sc, out, args.junit, getattr(args, "run_id", None)):
+        return EXIT_USAGE
     if (len(args.checkpoints) > 1 or getattr(args, "shard", None)) and not args.quiet:  # one line per checkpoint here
-        err.print(f"{ckpt}: {sc.verdict.status.value} {', '.join(sc.verdict.diagnoses)} -> {out / 'scorecard.html'}")
+        err.print(strip_control(f"{ckpt}: {sc.verdict.status.value} {', '.join(sc.verdict.diagnoses)} -> {out / 'scorecard.html'}"),
+                  markup=False, highlight=False)
     elif not args.quiet:
         from rich.console import Console
 
         from vibes_eval.render.terminal import render_scorecard
 
         render_scorecard(sc, Console())
-        err.print(f"wrote {out / 'scorecard.json'} and {out / 'scorecard.html'}" + (f" and {args.junit}" if args.junit else ""))
+        err.print(strip_control(f"wrote {out / 'scorecard.json'} and {out / 'scorecard.html'}" + (f" and {args.junit}" if args.junit else "")),
+                  markup=False, highlight=False)
     guard.publish(sc, args, out)
     return sc.verdict.exit_code
 
@@ -206,14 +235,15 @@ def _report_names(ckpts: list[Path]) -> list[str]:
 def run_command(args) -> int:
     """Run the suite on each checkpoint, one at a time; the exit code is the worst of them."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    args.run_id = new_run_id()  # one id in every file this command writes
     problem = guard.prepare(args)
     if problem:
-        print(f"vibes-eval: {problem}", file=sys.stderr)
+        say(problem)
         return EXIT_USAGE
     if args.adapter == "openai" or args.base_url:
         problem = _remote_usage(args)
         if problem:
-            print(f"vibes-eval: {problem}", file=sys.stderr)
+            say(problem)
             return EXIT_USAGE
         safe = re.sub(r"[^\w.-]+", "-", args.model).strip("-") or "model"
         return _one(f"{args.model} at {url_without_userinfo(args.base_url)}", args, args.out or (REPO / "reports" / f"{safe}-{stamp}"), remote=True)

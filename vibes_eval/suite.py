@@ -21,6 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from pydantic import field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from vibes_eval.limits import MAX_NEW_TOKENS, MAX_PIXELS, MAX_SUITE_BYTES
+from vibes_eval.safety import short, strip_control
+from vibes_eval.suite_yaml import YamlTooLarge, load_yaml
+
 __all__ = [
     "CATEGORIES",
     "DIAGNOSES",
@@ -59,8 +63,11 @@ class SuiteError(ValueError):
 
 
 def _problem(template: str, **ctx: Any) -> PydanticCustomError:
-    """A validation problem in the suite's words (pydantic would prefix a ValueError with 'Value error, ')."""
-    return PydanticCustomError("suite", template, ctx)
+    """A validation problem in the suite's words (pydantic would prefix a ValueError with 'Value error, ').
+
+    Quoted values are cut to a short prefix: a suite may be hostile (a 10 MB id, an alias bomb).
+    """
+    return PydanticCustomError("suite", template, {k: v if isinstance(v, int) or k == "at" else short(v) for k, v in ctx.items()})
 
 
 class _Model(BaseModel):
@@ -144,8 +151,8 @@ class Prompt(_Model):
     """What a good answer looks like."""
     reference: str | None = None
     """A short correct answer (shown in reports, scored by likelihood)."""
-    max_new_tokens: int | None = Field(None, ge=1)
-    """Overrides the suite's `defaults.max_new_tokens` for this prompt."""
+    max_new_tokens: int | None = Field(None, ge=1, le=MAX_NEW_TOKENS)
+    """Overrides the suite's `defaults.max_new_tokens` for this prompt (the checkpoint's context is checked at run time)."""
 
     _path: Path | None = PrivateAttr(None)
 
@@ -177,7 +184,7 @@ class Prompt(_Model):
 class Defaults(_Model):
     """Settings every prompt gets unless it says otherwise."""
 
-    max_new_tokens: int = Field(48, ge=1)
+    max_new_tokens: int = Field(48, ge=1, le=MAX_NEW_TOKENS)
     """Greedy decoding stops after this many new tokens."""
 
 
@@ -260,6 +267,19 @@ class Suite(_Model):
         """The token budget for `prompt`: its own, else the suite default."""
         return prompt.max_new_tokens or self.defaults.max_new_tokens
 
+    def token_problem(self, context: int, where: str = "the checkpoint's context") -> str | None:
+        """`file: field: problem` for the first max_new_tokens above `context` tokens, or None.
+
+        A budget the model cannot hold would only grow caches until memory runs out.
+        """
+        fields = [("defaults.max_new_tokens", self.defaults.max_new_tokens)]
+        fields += [(f"prompts[{i}].max_new_tokens", p.max_new_tokens) for i, p in enumerate(self.prompts) if p.max_new_tokens]
+        for field, value in fields:
+            if value > context:
+                name = str(self.file) if self.file else "suite"
+                return f"{name}: {field}: {value} is more than {where} ({context} tokens)"
+        return None
+
     def counts(self) -> dict[str, int]:
         """Prompts per category, in the standard order (zeros included)."""
         counts = Counter(p.category for p in self.prompts)
@@ -299,42 +319,27 @@ def _resolve_image(image: str, root: Path, check: bool = True) -> Path:
         raise _problem("not a file: {image}", image=image)
     if path.stat().st_size == 0:
         raise _problem("empty file (0 bytes): {image}", image=image)
+    size = None
     try:
         with Image.open(path) as im:
-            im.load()  # decode fully: a truncated file opens fine and fails only here
+            size = im.size
+            if size[0] * size[1] <= MAX_PIXELS:  # from the header: a 20000x20000 PNG is a few hundred bytes, 1.2 GB decoded
+                im.load()  # decode fully: a truncated file opens fine and fails only here
+    except Image.DecompressionBombError:
+        raise _problem("image too large: {image} (over Pillow's decompression-bomb limit)", image=image) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise _problem("not a readable image: {image} ({error})", image=image, error=_one_line(str(e)))
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        raise _problem("image too large: {image} is {size} pixels (at most {limit})", image=image,
+                       size=f"{size[0]}x{size[1]}", limit=f"{MAX_PIXELS:,}")
     return path
 
 
 # ---------------------------------------------------------------- loading
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """yaml.SafeLoader with two suite-friendly changes: duplicate keys are errors, and only
-    true/false are booleans (YAML 1.1 reads the answers `yes`, `no`, `on`, `off` as booleans)."""
-
-    def construct_mapping(self, node, deep=False):
-        keys = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in keys:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-            keys.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_StrictLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_StrictLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-
-
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return short(" ".join(text.split()), 200)
 
 
 def _field(loc: tuple) -> str:
@@ -366,7 +371,7 @@ def _describe(err: dict) -> tuple[str, str]:
     if kind == "missing":
         return field, "missing"
     if kind == "literal_error":
-        return field, f"unknown value '{value}'; expected {ctx.get('expected')}"
+        return field, f"unknown value '{short(value)}'; expected {ctx.get('expected')}"
     if kind == "string_type" and isinstance(value, bool):
         return field, f"got the boolean {str(value).lower()}; quote it to mean the text"
     return field, _one_line(err["msg"])
@@ -391,9 +396,15 @@ def load_suite(path: str | Path) -> Suite:
         raise SuiteError(f"{name}: file not found")
     if not path.is_file():
         raise SuiteError(f"{name}: not a file")
+    if path.stat().st_size > MAX_SUITE_BYTES:
+        raise SuiteError(f"{name}: {path.stat().st_size:,} bytes; a suite is at most {MAX_SUITE_BYTES:,}")
     data = path.read_bytes()
     try:
-        doc = yaml.load(data, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        doc = load_yaml(data)  # a SafeLoader subclass, with the alias expansion bounded
+    except YamlTooLarge as e:
+        raise SuiteError(f"{name}: yaml: {e}") from None
+    except RecursionError:
+        raise SuiteError(f"{name}: yaml: nested too deeply") from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -431,10 +442,10 @@ def validate_command(path: str) -> int:
     try:
         suite = load_suite(path)
     except SuiteError as e:
-        print(e, file=sys.stderr)
+        print(strip_control(str(e), newlines=False), file=sys.stderr)
         return 2
     mix = ", ".join(f"{c} {n}" for c, n in suite.counts().items())
-    print(f"OK: {suite.name}: {len(suite.prompts)} prompts ({mix})")
+    print(strip_control(f"OK: {suite.name}: {len(suite.prompts)} prompts ({mix})", newlines=False))
     for warning in suite.warnings():
-        print(f"warning: {warning}")
+        print(strip_control(f"warning: {warning}", newlines=False))
     return 0

@@ -74,12 +74,17 @@ def read_config(ckpt: Path) -> dict:
     if not cfg.is_file():
         found = ", ".join(sorted(p.name for p in ckpt.iterdir())[:6]) or "nothing"
         raise CheckpointError(f"{cfg}: file not found (the folder holds: {found})")
+    if cfg.stat().st_size > 16 << 20:  # a config is a few kilobytes
+        raise CheckpointError(f"{cfg}: {cfg.stat().st_size:,} bytes is not a config")
     try:
         data = json.loads(cfg.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{cfg}: not valid JSON: {e}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise CheckpointError(f"{cfg}: not valid JSON: {str(e)[:200]}") from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{cfg}: expected a JSON object")
+    from vibes_eval.loaders.sanity import check_sizes
+
+    check_sizes(data, cfg)  # before anything is allocated: a config asking for 10^6 layers is refused here
     return data
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from vibes_eval.loaders.detect import CheckpointError, Profile, read_config
 from vibes_eval.records import Request, Response
+from vibes_eval.template_guard import TemplateTooCostly, check_processor_template
 from vibes_eval.templates import render_template, splice_template
 
 __all__ = ["HFAdapter", "load_image", "load_kwargs", "resolve_device", "tune_cpu_malloc"]
@@ -206,6 +207,11 @@ class HFAdapter:
         else:
             self.template_name = self.profile.template
             self.template_source = f"profile {self.profile.name} fallback (the checkpoint ships no chat template)"
+        if self.template_name is None:  # a template that loops for hours is refused at load, in one line
+            try:
+                check_processor_template(self.processor, [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe."}]}])
+            except TemplateTooCostly as e:
+                raise CheckpointError(f"{getattr(self, 'ckpt', 'checkpoint')}: chat_template: {e}") from None
         self._prefix = None
         if prefix_cache and self.model.config.model_type == "llava":  # one image, a fixed token count: prefixes are shared
             from vibes_eval.loaders.prefix import PrefixEngine
@@ -231,6 +237,7 @@ class HFAdapter:
             own = render_template(self.template_name, question)
         else:
             msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+            check_processor_template(self.processor, msgs)  # the checkpoint's jinja, first within time and size bounds
             own = self.processor.apply_chat_template(msgs, add_generation_prompt=True)
         if template:
             own = splice_template(own, getattr(self.processor, "image_token", "<image>"), template, question)

@@ -1,0 +1,89 @@
+"""Sizes in a checkpoint's config.json, checked before anything is allocated.
+
+transformers builds every layer a config asks for before it reads a single weight: a config
+saying `num_hidden_layers: 1000000` (or a hidden size of 10^7) would allocate for minutes until
+memory runs out, with nothing printed. `check_sizes(config, file)` walks the whole config
+(text_config, vision_config, the top level of the original LLaVA format) and raises
+CheckpointError with one line `config.json: text_config.num_hidden_layers: 1000000 is more than
+512` for the first size no real checkpoint has, or that is not a positive integer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["LIMITS", "MAX_PARAMETERS", "check_sizes", "context_length"]
+
+LIMITS: dict[str, int] = {
+    "num_hidden_layers": 512,  # the largest public models have ~130
+    "num_layers": 512,
+    "n_layer": 512,
+    "hidden_size": 65_536,  # ~25k at most in public models
+    "d_model": 65_536,
+    "n_embd": 65_536,
+    "intermediate_size": 524_288,
+    "num_attention_heads": 1_024,
+    "num_key_value_heads": 1_024,
+    "head_dim": 4_096,
+    "vocab_size": 4_194_304,  # ~260k at most in public models
+    "max_position_embeddings": 1 << 24,  # rotary models claim up to ~10M; nothing is allocated per position there
+    "image_size": 16_384,
+    "patch_size": 16_384,
+    "mm_hidden_size": 65_536,
+    "projection_dim": 65_536,
+    "num_channels": 64,
+}
+"""Most a config may say for each size (any nesting level)."""
+MAX_PARAMETERS = 2 * 10**12
+"""A rough parameter count above this (a 2 T model) is refused too: each size may be plausible, their product not."""
+MAX_POSITIONS_PER_IMAGE = 1 << 16
+"""(image_size / patch_size)^2: position embeddings are allocated per patch."""
+
+
+def check_sizes(config: dict, file: str | Path = "config.json") -> None:
+    """Raise CheckpointError (one line naming the field) for a size no checkpoint has; else return."""
+    from vibes_eval.loaders.detect import CheckpointError
+
+    problem = _walk(config, "")
+    if problem:
+        raise CheckpointError(f"{file}: {problem}")
+
+
+def _walk(cfg: Any, prefix: str, depth: int = 0) -> str | None:
+    if not isinstance(cfg, dict) or depth > 8:
+        return None
+    for key, value in cfg.items():
+        field = f"{prefix}{key}"
+        if key in LIMITS and value is not None:
+            least = 0 if "layer" in key else 1
+            for v in value if isinstance(value, (list, tuple)) and len(value) <= 4 else [value]:  # image_size: [336, 336]
+                if not isinstance(v, int) or isinstance(v, bool) or v < least:
+                    return f"{field}: {str(value)[:40]} is not a {'non-negative' if least == 0 else 'positive'} integer"
+                if v > LIMITS[key]:
+                    return f"{field}: {v} is more than {LIMITS[key]:,} (no real checkpoint is that large)"
+        elif isinstance(value, dict):
+            problem = _walk(value, field + ".", depth + 1)
+            if problem:
+                return problem
+    image, patch = cfg.get("image_size"), cfg.get("patch_size")
+    if isinstance(image, int) and isinstance(patch, int) and patch > 0 and (image // patch) ** 2 > MAX_POSITIONS_PER_IMAGE:
+        return f"{prefix}image_size: {image} with patch_size {patch} is {(image // patch) ** 2:,} patches per image (at most {MAX_POSITIONS_PER_IMAGE:,})"
+    layers, hidden = cfg.get("num_hidden_layers"), cfg.get("hidden_size")
+    if isinstance(layers, int) and isinstance(hidden, int):
+        inner = cfg.get("intermediate_size") if isinstance(cfg.get("intermediate_size"), int) else 4 * hidden
+        vocab = cfg.get("vocab_size") if isinstance(cfg.get("vocab_size"), int) else 0
+        params = layers * (4 * hidden * hidden + 3 * hidden * inner) + 2 * vocab * hidden
+        if params > MAX_PARAMETERS:
+            return f"{prefix}num_hidden_layers: {layers} layers of size {hidden} is about {params:.1e} parameters (at most {MAX_PARAMETERS:.0e})"
+    return None
+
+
+def context_length(config: dict) -> tuple[int, str] | None:
+    """(tokens, field) of the language model's context: text_config.max_position_embeddings, else the top level's."""
+    for sub, prefix in ((config.get("text_config"), "text_config."), (config, "")):
+        if isinstance(sub, dict):
+            n = sub.get("max_position_embeddings")
+            if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+                return n, f"{prefix}max_position_embeddings"
+    return None
