@@ -332,8 +332,12 @@ class OpenAIAdapter:
             raise NotImplementedError(f"the server gives no prompt log-probabilities: {self._scoring[1]}")
         from vibes_eval.loaders.prompt_logprobs import score_over_server
 
-        return score_over_server(lambda payload: self._call_with_retries("POST", "/chat/completions", payload),
-                                 self._image_uri, self.model, requests, targets, self.concurrency)
+        try:
+            return score_over_server(lambda payload: self._call_with_retries("POST", "/chat/completions", payload),
+                                     self._image_uri, self.model, requests, targets, self.concurrency)
+        except BaseException:  # Ctrl-C: cut the requests in flight
+            self.cancel()
+            raise
 
     def describe(self, sample_images: list[Path] | None = None) -> dict:
         """The fingerprint: which server and model, as far as the server tells (see DESIGN.md, 'fingerprint')."""

@@ -150,8 +150,13 @@ def score_over_server(call: Callable[[dict], Any], image_uri: Callable[[Any, str
     values: list[float | None] = [None] * len(requests)
     if not jobs:
         return values
-    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(jobs))), thread_name_prefix="vibes-logprobs") as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(jobs))), thread_name_prefix="vibes-logprobs")
+    try:
         results = list(pool.map(run, jobs))
+    except BaseException:  # Ctrl-C: return at once (the adapter cancels what is in flight), start nothing more
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     full = {i: res for (i, answered), res in zip(jobs, results) if answered}
     prefix = {i: res for (i, answered), res in zip(jobs, results) if not answered}
     errors = [err for _, err in results if err]
