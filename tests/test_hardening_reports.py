@@ -218,3 +218,55 @@ def test_same_named_checkpoints_get_their_own_report_folders():
     from vibes_eval.run import _report_names
 
     assert _report_names([Path("/a/ckpt"), Path("/b/ckpt"), Path("/c/CKPT"), Path("/d/other")]) == ["ckpt", "ckpt-2", "CKPT-3", "other"]
+
+
+def test_two_runs_sharing_out_leave_one_runs_files_not_a_mix(tmp_path):
+    import threading
+
+    out = tmp_path / "out"
+    errors = []
+
+    def writer(run_id: str) -> None:
+        try:
+            for _ in range(15):
+                write_reports(card(tmp_path, answer=run_id), out, out / "junit.xml", run_id=run_id)
+        except Exception as e:  # noqa: BLE001 - collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(rid,)) for rid in ("aaaaaaaaaaaa", "bbbbbbbbbbbb")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    run_id = json.loads((out / "scorecard.json").read_text())["run_id"]
+    assert not errors and run_id in (out / "scorecard.html").read_text() and run_id in (out / "junit.xml").read_text()
+    assert leftovers(out) == []
+
+
+def test_sigterm_during_a_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    report = tmp_path / "r1"
+    report.mkdir()
+    (report / "scorecard.json").write_text(card(tmp_path).model_dump_json())
+    html = tmp_path / "compare.html"
+    html.write_text("the old page")
+    script = (
+        "import sys, time\n"
+        "from vibes_eval import atomic, cli\n"
+        "def slow(fd, data):\n"
+        "    print('writing', flush=True); time.sleep(0.05); return atomic.os.write(fd, bytes(data[:64]))\n"
+        "atomic._os_write = slow\n"
+        f"sys.argv = ['vibes-eval', 'compare', {str(report)!r}, '--html', {str(html)!r}]\n"
+        "cli.console_main()\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:  # the first block of the new page is being written
+        if line.startswith("writing"):
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143 and "vibes-eval: terminated" in err and "Traceback" not in err
+    assert html.read_text() == "the old page" and leftovers(tmp_path) == []

@@ -16,6 +16,10 @@ __all__ = ["main"]
 EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_EVAL = 0, 1, 2, 3
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is so that `finally` blocks and atomic writes clean up (exit 143)."""
+
+
 class UsageError(Exception):
     """Bad input from the user: one line, exit code 2."""
 
@@ -200,9 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"vibes-eval: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("vibes-eval: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (console_main): files being written are removed, finished ones stay
+        print(f"vibes-eval: {'terminated' if isinstance(e, Terminated) else 'interrupted'}", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
 
 
 def console_main() -> None:
@@ -216,7 +220,12 @@ def console_main() -> None:
     tracer or coverage (they write their data at exit), nor with VIBES_EVAL_FAST_EXIT=0.
     """
     import os
+    import signal
 
+    def terminated(signum, frame):  # SIGTERM unwinds like Ctrl-C: no half-written temporary file is left behind
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, terminated)
     code = main()
     observed = sys.gettrace() is not None or sys.getprofile() is not None or "coverage" in sys.modules
     if "torch" not in sys.modules or observed or os.environ.get("VIBES_EVAL_FAST_EXIT") == "0":
