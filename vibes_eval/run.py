@@ -119,8 +119,11 @@ def _one(ckpt: Path | str, args, out: Path, remote: bool = False) -> int:
                 adapter = HFAdapter(ckpt, profile, **common)
         except CheckpointError as e:
             return failed(str(e))
-        except Exception as e:  # noqa: BLE001 - e.g. a pickle torch refuses to load: one line and exit 3, never a traceback
-            return failed(f"{ckpt}: cannot load: {type(e).__name__}: {short(str(e).strip().splitlines()[0] if str(e).strip() else '', 200)}")
+        except Exception as e:  # noqa: BLE001 - whatever the loader raised (a pickle torch refuses, a missing
+            # package): one line naming it and what to do, exit 3, never a traceback
+            from vibes_eval.loaders.failures import load_failure
+
+            return failed(load_failure(ckpt, e))
         if adapter.device == "cpu":  # this process only runs the model: keep freed tensor memory for reuse
             from vibes_eval.loaders.hf import tune_cpu_malloc
 

@@ -10,6 +10,7 @@ Loads AutoProcessor + the class named in `architectures` from a local folder
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 from vibes_eval.loaders.detect import CheckpointError, Profile, read_config
@@ -178,8 +179,14 @@ class HFAdapter:
         transformers.utils.logging.disable_progress_bar()
         # tensors missing from the checkpoint are initialized at random: seed them, so two runs agree
         torch.manual_seed(0)
+        from vibes_eval.loaders.processor import load_processor
+
+        processor, repairs, notes = load_processor(self.ckpt, cfg)
+        self.processor_notes = {"repaired": repairs, "notes": notes}
+        if repairs:  # an old save: what the processor lacked came from config.json; say so
+            print(f"vibes-eval: {self.ckpt}: processor_config.json lacks fields (saved before transformers 4.45); "
+                  f"repaired from config.json: {', '.join(repairs)}", file=sys.stderr)
         try:
-            processor = transformers.AutoProcessor.from_pretrained(self.ckpt, local_files_only=True, trust_remote_code=False)
             model, info = cls.from_pretrained(self.ckpt, output_loading_info=True, **kwargs)
         except (OSError, ValueError, RuntimeError, KeyError) as e:
             raise CheckpointError(f"{self.ckpt}: cannot load: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
@@ -365,6 +372,7 @@ class HFAdapter:
             "parameters": groups,
             "vision_feature_layer": getattr(cfg, "vision_feature_layer", None),
             "vision_feature_select_strategy": getattr(cfg, "vision_feature_select_strategy", None),
+            "processor": getattr(self, "processor_notes", None) or {"repaired": [], "notes": []},
             "missing_keys": self.loading_info.get("missing_keys", []),
             "unexpected_keys": self.loading_info.get("unexpected_keys", []),
             "weights": _hash_weights(self.ckpt),

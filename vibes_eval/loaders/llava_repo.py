@@ -25,6 +25,7 @@ import warnings
 from pathlib import Path
 
 from vibes_eval.loaders.detect import CheckpointError, Profile, read_config
+from vibes_eval.loaders.failures import tokenizer_packages
 from vibes_eval.loaders.hf import HFAdapter, _hash_weights, load_kwargs
 
 __all__ = ["DEFAULT_TEMPLATE", "LlavaRepoAdapter", "expand2square", "find_layout", "peft_quiet", "read_weights"]
@@ -335,6 +336,9 @@ class LlavaRepoAdapter(HFAdapter):
         folder = self.ckpt if _has_tokenizer(self.ckpt) else self.base
         if folder is None or not _has_tokenizer(folder):
             raise CheckpointError(f"{self.ckpt}: no tokenizer files (tokenizer.json / tokenizer.model), here or in --base")
+        lacking = tokenizer_packages(folder)
+        if lacking:
+            raise CheckpointError(lacking)
         try:
             # config= so that AutoTokenizer does not read config.json (model_type llava_llama is unknown to it)
             tok = transformers.AutoTokenizer.from_pretrained(folder, config=text_cfg, local_files_only=True, trust_remote_code=False)

@@ -1,0 +1,141 @@
+"""Shrunken random-weight checkpoints built from the real files of published LLaVA models.
+
+The tokenizer, processor, chat-template and config files are the real ones (tests/fixtures/
+reference_configs/, see each folder's PROVENANCE.txt); only the widths and depths are shrunk
+(128 wide, 2 layers) so a folder builds and runs in seconds. The visual geometry stays real:
+CLIP 336 px / patch 14 (576 tokens per view), SigLIP 384 px / patch 14 (729), the real AnyRes
+pinpoints. Random weights: a run must flag these as gibberish / image-blind (exit 1).
+
+Only llava-1.5's tokenizer.model ships here (0.5 MB; the 3.9 MB tokenizer.json is not needed:
+transformers builds the same tokenizer from it). The NeXT-Mistral and OneVision folders use it as
+a stand-in for their own tokenizers (Mistral's is the same kind; Qwen2's 150k-entry BPE would
+make the fixture 40x bigger), with OneVision's special tokens added.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+REF = Path(__file__).resolve().parent / "fixtures" / "reference_configs"
+LLAVA15 = REF / "llava-1.5-7b-hf"
+NEXT = REF / "llava-v1.6-mistral-7b-hf_RECONSTRUCTED"
+ONEVISION = REF / "llava-onevision-qwen2-0.5b-ov-hf_RECONSTRUCTED"
+ORIGINAL15 = REF / "liuhaotian_llava-v1.5-7b"
+ORIGINAL16 = REF / "liuhaotian_llava-v1.6-vicuna-7b_TRANSCRIBED"
+TOKENIZER_FILES = ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
+SMALL = {"hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4}
+FAMILIES = ("llava", "llava_next", "llava_onevision")
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _write(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _shrink(cfg: dict) -> dict:
+    out = json.loads(json.dumps(cfg))
+    out["text_config"].update(SMALL, num_key_value_heads=4)
+    out["vision_config"].update(SMALL)
+    out["vision_config"].pop("projection_dim", None)
+    return out
+
+
+def _save_random(config_dict: dict, dest: Path, seed: int = 0) -> None:
+    """Random weights for `config_dict` saved in `dest`; config.json is then the given (hub-era) dict."""
+    import torch
+    import transformers
+
+    arch = config_dict["architectures"][0]
+    cfg_cls = transformers.AutoConfig.for_model(config_dict["model_type"]).__class__
+    config = cfg_cls(**{k: v for k, v in config_dict.items() if k != "model_type"})
+    torch.manual_seed(seed)
+    model = getattr(transformers, arch)(config)
+    model.save_pretrained(dest)
+    _write(dest / "config.json", config_dict)  # the real file's shape, not 5.x's rewrite
+
+
+def build_hf(family: str, dest: Path) -> Path:
+    """A transformers-native folder of `family` (llava, llava_next, llava_onevision) with real metadata."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in TOKENIZER_FILES:
+        shutil.copy(LLAVA15 / name, dest / name)
+    if family == "llava":
+        files = ("preprocessor_config.json", "processor_config.json", "chat_template.json", "chat_template.jinja", "generation_config.json")
+        for name in files:
+            shutil.copy(LLAVA15 / name, dest / name)
+        cfg = _shrink(_json(LLAVA15 / "config.json"))
+    elif family == "llava_next":
+        for name in ("preprocessor_config.json", "processor_config.json", "chat_template.json"):
+            shutil.copy(NEXT / name, dest / name)
+        tcfg = _json(dest / "tokenizer_config.json")
+        _write(dest / "tokenizer_config.json", {**tcfg, "processor_class": "LlavaNextProcessor"})
+        cfg = _shrink(_json(NEXT / "config.json"))
+    elif family == "llava_onevision":
+        cfg = _onevision_files(dest)
+    else:
+        raise ValueError(family)
+    _save_random(cfg, dest)
+    return dest
+
+
+def _onevision_files(dest: Path) -> dict:
+    """OneVision's processor files and chat template; its special tokens added to the stand-in tokenizer."""
+    for name in ("preprocessor_config.json", "processor_config.json", "chat_template.json", "generation_config.json"):
+        shutil.copy(ONEVISION / name, dest / name)
+    added = {"<image>": 32000, "<pad>": 32001, "<video>": 32002, "<|im_start|>": 32003, "<|im_end|>": 32004}
+    _write(dest / "added_tokens.json", added)
+    tcfg = _json(dest / "tokenizer_config.json")
+    decoder = tcfg["added_tokens_decoder"]
+    for text, i in added.items():
+        decoder.setdefault(str(i), {**decoder["32000"], "content": text})
+    tcfg.update(processor_class="LlavaOnevisionProcessor", eos_token="<|im_end|>",
+                extra_special_tokens={"image_token": "<image>", "video_token": "<video>"}, video_token="<video>")
+    _write(dest / "tokenizer_config.json", tcfg)
+    gen = _json(dest / "generation_config.json")
+    _write(dest / "generation_config.json", {**gen, "bos_token_id": 1, "eos_token_id": 32004, "pad_token_id": 32001})
+    cfg = _shrink(_json(ONEVISION / "config.json"))
+    cfg["text_config"].update(vocab_size=32064, bos_token_id=1, eos_token_id=32004, num_key_value_heads=2)
+    cfg.update(image_token_index=32000, video_token_index=32002)
+    return cfg
+
+
+def drop_processor_config(folder: Path) -> Path:
+    """The folder as transformers < 4.45 saved it: no processor_config.json (no patch_size for the processor)."""
+    (folder / "processor_config.json").unlink()
+    for name in ("tokenizer_config.json", "preprocessor_config.json"):
+        data = _json(folder / name)
+        for key in ("image_token", "extra_special_tokens"):
+            data.pop(key, None)
+        _write(folder / name, data)
+    return folder
+
+
+def write_suite(folder: Path, n: int = 4, size: tuple[int, int] = (200, 150)) -> Path:
+    """A small suite of `n` drawn images (distinct colours and shapes) with short references."""
+    import yaml
+
+    colors = ["red", "blue", "green", "yellow", "purple", "orange"]
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    prompts = []
+    for i in range(n):
+        im = Image.new("RGB", size, "white")
+        d = ImageDraw.Draw(im)
+        box = (size[0] // 4, size[1] // 4, 3 * size[0] // 4, 3 * size[1] // 4)
+        (d.ellipse if i % 2 else d.rectangle)(box, fill=colors[i % len(colors)])
+        im.save(folder / "images" / f"{i}.png")
+        prompts.append({"id": f"color-{i}", "category": "vqa", "image": f"images/{i}.png",
+                        "question": "What color is the shape?", "expect": {"any": [colors[i % len(colors)]]},
+                        "reference": colors[i % len(colors)]})
+    suite = {"name": "real-files", "defaults": {"max_new_tokens": 8},
+             "gate": {"max_fail": 0, "max_warn": 10, "fail_on": ["projector_disconnected", "image_blind", "gibberish"]},
+             "prompts": prompts}
+    path = folder / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    return path
