@@ -133,9 +133,52 @@ def write_suite(folder: Path, n: int = 4, size: tuple[int, int] = (200, 150)) ->
         prompts.append({"id": f"color-{i}", "category": "vqa", "image": f"images/{i}.png",
                         "question": "What color is the shape?", "expect": {"any": [colors[i % len(colors)]]},
                         "reference": colors[i % len(colors)]})
+    # one long reference: a short one then sits in a left-padded batch beside it (the NeXT scoring trap)
+    prompts[-1]["reference"] = f"The shape in the middle of the picture is {colors[(n - 1) % len(colors)]}, on a white background."
     suite = {"name": "real-files", "defaults": {"max_new_tokens": 8},
              "gate": {"max_fail": 0, "max_warn": 10, "fail_on": ["projector_disconnected", "image_blind", "gibberish"]},
              "prompts": prompts}
     path = folder / "suite.yaml"
     path.write_text(yaml.safe_dump(suite, sort_keys=False))
     return path
+
+
+# -- the original LLaVA repo's layout (liuhaotian/llava-v1.5-7b, llava-v1.6-vicuna-7b) ---------------
+def build_tower(dest: Path, seed: int = 1) -> Path:
+    """A shrunken CLIP tower with clip-vit-large-patch14-336's geometry and image processor (336 px, patch 14)."""
+    import torch
+    import transformers
+
+    cfg = transformers.CLIPVisionConfig(image_size=336, patch_size=14, **SMALL)
+    torch.manual_seed(seed)
+    transformers.CLIPVisionModel(cfg).save_pretrained(dest)
+    shutil.copy(LLAVA15 / "preprocessor_config.json", dest / "preprocessor_config.json")
+    return dest
+
+
+def build_original(version: str, dest: Path, seed: int = 0) -> Path:
+    """An original-format folder (`1.5`: pad, `1.6`: anyres) with the real config, tokenizer.model only."""
+    import torch
+    import transformers
+    from safetensors.torch import save_file
+
+    dest.mkdir(parents=True, exist_ok=True)
+    ref = ORIGINAL15 if version == "1.5" else ORIGINAL16
+    cfg = _json(ref / "config.json")
+    cfg.update(SMALL, num_key_value_heads=4, mm_hidden_size=SMALL["hidden_size"])
+    _write(dest / "config.json", cfg)
+    shutil.copy(LLAVA15 / "tokenizer.model", dest / "tokenizer.model")
+    for name in ("tokenizer_config.json", "special_tokens_map.json", "generation_config.json"):
+        if (ORIGINAL15 / name).is_file():
+            shutil.copy(ORIGINAL15 / name, dest / name)
+    torch.manual_seed(seed)
+    text = transformers.LlamaConfig(**{k: cfg[k] for k in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                                                           "num_attention_heads", "num_key_value_heads")})
+    state = {k: v.contiguous() for k, v in transformers.LlamaForCausalLM(text).state_dict().items()}
+    h = SMALL["hidden_size"]
+    state.update({"model.mm_projector.0.weight": torch.randn(h, h) * 0.02, "model.mm_projector.0.bias": torch.zeros(h),
+                  "model.mm_projector.2.weight": torch.randn(h, h) * 0.02, "model.mm_projector.2.bias": torch.zeros(h)})
+    if version != "1.5":
+        state["model.image_newline"] = torch.randn(h) * 0.02
+    save_file(state, str(dest / "model.safetensors"), metadata={"format": "pt"})
+    return dest

@@ -258,8 +258,27 @@ def test_reference_checkpoints(name, family, tokens, projector, tmp_path):
     assert spec.family == family
     assert [spec.tokens(w, h) for w, h in DEFAULT_IMAGE_SIZES] == tokens
     assert spec.projector.params == projector
-    assert spec.notes == ()
+    if name == "LLaVA-NeXT-Video-7B-hf_AUTOCONFIG-DUMP":  # config.json only: no processor can count
+        assert len(spec.notes) == 1 and "processor_config.json is missing" in spec.notes[0]
+    else:
+        assert spec.notes == ()
     assert all(spec.image(w, h).processor_tokens in (None, spec.tokens(w, h)) for w, h in DEFAULT_IMAGE_SIZES)
+
+
+@needs_reference
+@pytest.mark.parametrize("name, field, repair", [
+    ("llava-1.5-7b-hf", "patch_size", "patch_size 14"),
+    ("llava-onevision-qwen2-0.5b-ov-hf_RECONSTRUCTED", "num_image_tokens", "num_image_tokens 729"),
+])
+def test_budget_warns_when_the_processor_cannot_count(tmp_path, name, field, repair):
+    """A folder saved before processor_config.json existed: the counts are the model's, said out loud."""
+    d = _copy(name, tmp_path)
+    (d / "processor_config.json").unlink()
+    spec = budget_for_checkpoint(d)
+    assert spec.image(336, 336).processor_tokens is None
+    assert len(spec.notes) == 1 and "cannot count image tokens" in spec.notes[0] and repair in spec.notes[0]
+    out = _run(["budget", str(d)])
+    assert out.rc == 0 and "warning:" in out.stdout and "processor_config.json is missing" in " ".join(out.stdout.split())
 
 
 @needs_reference

@@ -388,7 +388,10 @@ def _from_transformers(cfg: dict, cfg_path: Path, family: str) -> VisionSpec:
                     "against the model's features (\"Image features and image tokens do not match\")",
                 )
         else:
-            offset = None
+            offset, notes = None, (_uncountable(folder, "patch_size", f"patch_size {patch_size} from config.json, "
+                                                f"num_additional_image_tokens {int(has_cls)}"),)
+    elif not isinstance(proc.get("num_image_tokens"), int):
+        offset, notes = None, (_uncountable(folder, "num_image_tokens", f"num_image_tokens {(image_size // patch_size) ** 2}"),)
     layers = cfg.get("vision_feature_layer", -2)
     text_hidden = (cfg.get("text_config") or {}).get("hidden_size", 4096)  # 4096: the Llama/Mistral/Qwen2 default
     projector = None
@@ -401,6 +404,14 @@ def _from_transformers(cfg: dict, cfg_path: Path, family: str) -> VisionSpec:
         processor_offset=offset, projector=projector, source=f"{cfg_path.parent.name}: {cfg['architectures'][0]}",
         notes=notes,
     )
+
+
+def _uncountable(folder: Path, field: str, repair: str) -> str:
+    """The warning for a processor that cannot count image tokens (a save from before transformers 4.45)."""
+    where = folder / "processor_config.json"
+    state = f"has no {field}" if where.is_file() else "is missing"
+    return (f"{where} {state}: the processor cannot count image tokens (saved before transformers 4.45; transformers "
+            f"fails every prompt with `int // None`); the counts are the model's; `vibes-eval run` repairs it ({repair})")
 
 
 def _tower_geometry(tower: str, cfg_path: Path) -> tuple[int, int, bool]:
@@ -522,7 +533,6 @@ def budget_command(args, console=None) -> int:
         console.print(table)
         if spec.projector:
             console.print(f"projector: {spec.projector}", highlight=False)
-        if any(b.processor_tokens not in (None, b.tokens) for b in budgets):
-            for note in spec.notes:
-                console.print(f"[yellow]warning:[/] {note}", highlight=False)
+        for note in spec.notes:  # a processor that inserts another count, or cannot count at all
+            console.print(f"[yellow]warning:[/] {note}", highlight=False)
     return 0

@@ -343,7 +343,11 @@ class HFAdapter:
             keep = max(t_len) + 1
             with torch.inference_mode():
                 logits = self.model(**enc, logits_to_keep=keep).logits[:, -keep:-1].float()
-            tok_lp = torch.log_softmax(logits, dim=-1).gather(-1, enc["input_ids"][:, -keep + 1 :].unsqueeze(-1)).squeeze(-1)
+            # the window also covers prompt positions of rows with shorter targets (read back only for
+            # the target); an image token there can lie past the output head (the original format grows
+            # only the input embeddings for <image>), so clamp: those values are discarded
+            ids = enc["input_ids"][:, -keep + 1 :].clamp(max=logits.shape[-1] - 1)
+            tok_lp = torch.log_softmax(logits, dim=-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
             for row, i in enumerate(idx):
                 t = int(t_len[row])
                 out[i] = float(tok_lp[row, keep - 1 - t :].mean()) if t > 0 else None

@@ -27,6 +27,7 @@ from pathlib import Path
 from vibes_eval.loaders.detect import CheckpointError, Profile, read_config
 from vibes_eval.loaders.failures import tokenizer_packages
 from vibes_eval.loaders.hf import HFAdapter, _hash_weights, load_kwargs
+from vibes_eval.loaders.original_tokens import original_tokenization
 
 __all__ = ["DEFAULT_TEMPLATE", "LlavaRepoAdapter", "expand2square", "find_layout", "peft_quiet", "read_weights"]
 
@@ -377,6 +378,8 @@ class LlavaRepoAdapter(HFAdapter):
             tok.add_tokens([AddedToken("<image>", special=True, normalized=False)], special_tokens=True)
             image_id = tok.convert_tokens_to_ids("<image>")
 
+        # the training code split prompts on <image> and tokenized each chunk on its own: so do we
+        original_tokenization(tok, "<image>")
         ptype = opts["projector_type"]
         common = {
             "vision_config": vision_cfg,
