@@ -28,7 +28,7 @@ ORIGINAL15 = REF / "liuhaotian_llava-v1.5-7b"
 ORIGINAL16 = REF / "liuhaotian_llava-v1.6-vicuna-7b_TRANSCRIBED"
 TOKENIZER_FILES = ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
 SMALL = {"hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4}
-FAMILIES = ("llava", "llava_next", "llava_onevision")
+FAMILIES = ("llava", "llava_next", "llava_onevision", "llava_interleave")
 
 
 def _json(path: Path) -> dict:
@@ -79,6 +79,8 @@ def build_hf(family: str, dest: Path) -> Path:
         cfg = _shrink(_json(NEXT / "config.json"))
     elif family == "llava_onevision":
         cfg = _onevision_files(dest)
+    elif family == "llava_interleave":
+        cfg = _interleave_files(dest)
     else:
         raise ValueError(family)
     _save_random(cfg, dest)
@@ -103,6 +105,29 @@ def _onevision_files(dest: Path) -> dict:
     cfg = _shrink(_json(ONEVISION / "config.json"))
     cfg["text_config"].update(vocab_size=32064, bos_token_id=1, eos_token_id=32004, num_key_value_heads=2)
     cfg.update(image_token_index=32000, video_token_index=32002)
+    return cfg
+
+
+def _interleave_files(dest: Path) -> dict:
+    """llava-interleave-qwen-0.5b-hf's shape: plain Llava with a SigLIP tower (384 px, patch 14, no CLS:
+    729 tokens, strategy full, num_additional_image_tokens 0) and OneVision's image settings and template.
+    No file of it is in the reference set: assembled from llava-1.5's and OneVision's."""
+    _onevision_files(dest)
+    (dest / "preprocessor_config.json").unlink()
+    image = _json(ONEVISION / "preprocessor_config.json")
+    for key in ("image_grid_pinpoints", "do_pad"):
+        image.pop(key)
+    image.update(image_processor_type="SiglipImageProcessor", processor_class="LlavaProcessor")
+    _write(dest / "preprocessor_config.json", image)
+    _write(dest / "processor_config.json", {**_json(LLAVA15 / "processor_config.json"), "num_additional_image_tokens": 0,
+                                            "vision_feature_select_strategy": "full"})
+    tcfg = _json(dest / "tokenizer_config.json")
+    _write(dest / "tokenizer_config.json", {**tcfg, "processor_class": "LlavaProcessor"})
+    ov = _shrink(_json(ONEVISION / "config.json"))
+    cfg = _shrink(_json(LLAVA15 / "config.json"))
+    cfg["text_config"] = {**ov["text_config"], "vocab_size": 32064, "bos_token_id": 1, "eos_token_id": 32004, "num_key_value_heads": 2}
+    cfg.update(vision_config=ov["vision_config"], vision_feature_select_strategy="full", vision_feature_layer=-1,
+               image_token_index=32000, tie_word_embeddings=True)
     return cfg
 
 

@@ -15,7 +15,7 @@ from vibes_eval.cli import main
 from vibes_eval.loaders.detect import detect
 from vibes_eval.records import Status
 
-VISUAL = {"llava": 576}  # one 336 px view, CLS dropped (strategy default): what the processor inserts
+VISUAL = {"llava": 576, "llava_interleave": 729}  # one view: CLIP 336/14 without CLS, SigLIP 384/14
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_prompt_and_visual_tokens_are_the_processors(built, family):
     inserted = int((enc["input_ids"] == adapter.model.config.image_token_id).sum())
     fp = adapter.describe([image, suite.parent / "images" / "1.png"])
     assert fp["visual_tokens"] == inserted == VISUAL.get(family, inserted)
-    assert fp["visual_token_budget"].startswith(family.replace("_", "-"))
+    assert fp["visual_token_budget"].startswith({"llava_interleave": "llava"}.get(family, family).replace("_", "-"))
 
 
 def test_llava_renders_the_real_chat_template(built):
@@ -98,6 +98,7 @@ def test_onevision_loads_without_torchvision(built):
 @pytest.mark.parametrize("family, repaired", [
     ("llava", ["patch_size=14", "num_additional_image_tokens=1", "vision_feature_select_strategy=default"]),
     ("llava_onevision", ["num_image_tokens=729", "vision_feature_select_strategy=full"]),
+    ("llava_interleave", ["patch_size=14", "vision_feature_select_strategy=full"]),  # SigLIP: no CLS, nothing added
 ])
 def test_old_processor_save_is_repaired_and_said(built, tmp_path, capsys, family, repaired):
     folders, suite = built
