@@ -27,6 +27,7 @@ from pathlib import Path
 from vibes_eval.loaders.detect import CheckpointError, Profile, read_config
 from vibes_eval.loaders.failures import tokenizer_packages
 from vibes_eval.loaders.hf import HFAdapter, _hash_weights, load_kwargs
+from vibes_eval.loaders.llava_weights import grow_input_embeddings, is_llm_key, original_name, read_weights, shards, to_hf
 from vibes_eval.loaders.original_tokens import original_tokenization
 
 __all__ = ["DEFAULT_TEMPLATE", "LlavaRepoAdapter", "expand2square", "find_layout", "peft_quiet", "read_weights"]
@@ -42,7 +43,6 @@ _TEXT_CONFIGS = {  # architectures[0] -> the transformers config of the LLM insi
 }
 _NOT_TEXT = re.compile(r"^(mm_|image_|tune_|freeze_|unfreeze_|use_mm_proj|pretrain_mm|tokenizer_|s2)")
 _FEATURES = {"patch": "default", "cls_patch": "full"}  # mm_vision_select_feature -> HF strategy
-_PROJECTOR_SLOTS = {"0": "linear_1", "2": "linear_2"}  # nn.Sequential(Linear, GELU, Linear)
 
 
 @contextlib.contextmanager
@@ -68,65 +68,11 @@ def expand2square(image, color: tuple[int, int, int]):
 
 
 # -- files ---------------------------------------------------------------------------------
-def _shards(folder: Path) -> list[Path]:
-    """The LLM weight files of `folder` (an index's shards, else model*.safetensors, else pytorch_model*.bin)."""
-    for index, pattern in (("model.safetensors.index.json", "model*.safetensors"), ("pytorch_model.bin.index.json", "pytorch_model*.bin")):
-        idx = folder / index
-        if idx.is_file():
-            try:
-                names = sorted(set(json.loads(idx.read_text())["weight_map"].values()))
-            except (OSError, ValueError, KeyError, AttributeError) as e:
-                raise CheckpointError(f"{idx}: cannot read the shard index: {type(e).__name__}: {e}") from None
-            missing = [n for n in names if not (folder / n).is_file()]
-            if missing:
-                raise CheckpointError(f"{idx}: weight_map names {missing[0]}, which is not in the folder")
-            return [folder / n for n in names]
-        files = sorted(folder.glob(pattern))
-        if files:
-            return files
-    return []
-
-
-def read_weights(files: list[Path]) -> dict:
-    """Every tensor of `files` (safetensors, or pickles read with torch.load(weights_only=True)).
-
-    Raises:
-        CheckpointError: a file is unreadable, or a pickle holds anything but tensors (one line).
-    """
-    import pickle
-
-    import torch
-    from safetensors.torch import load_file
-
-    out = {}
-    for f in files:
-        if f.suffix == ".safetensors":
-            try:
-                out.update(load_file(str(f)))
-            except Exception as e:  # safetensors raises its own error types for every malformed header
-                raise CheckpointError(f"{f}: cannot read weights: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-            continue
-        try:
-            # weights_only: a checkpoint is data; a pickle that wants to build objects may run code
-            data = torch.load(f, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as e:
-            raise CheckpointError(
-                f"{f}: refused: the pickle holds objects other than tensors (torch.load weights_only=True: "
-                f"{str(e).strip().splitlines()[0]})"
-            ) from None
-        except (OSError, RuntimeError, EOFError, ValueError) as e:
-            raise CheckpointError(f"{f}: cannot read weights: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
-        if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-            raise CheckpointError(f"{f}: expected a dict of tensor names to tensors, found {type(data).__name__}")
-        out.update(data)
-    return out
-
-
 def find_layout(ckpt: Path) -> str:
     """'lora' (adapter_config.json), 'full' (LLM weights) or 'stage1' (mm_projector.bin alone)."""
     if (ckpt / "adapter_config.json").is_file():
         return "lora"
-    if _shards(ckpt):
+    if shards(ckpt):
         return "full"
     if (ckpt / "mm_projector.bin").is_file():
         return "stage1"
@@ -206,7 +152,7 @@ class LlavaRepoAdapter(HFAdapter):
         if self.base is not None:
             if not self.base.is_dir():
                 raise CheckpointError(f"--base {self.base}: folder not found")
-            if not _shards(self.base):
+            if not shards(self.base):
                 raise CheckpointError(f"--base {self.base}: no LLM weights (model*.safetensors or pytorch_model*.bin)")
 
     def _options(self, cfg: dict, cfg_path: Path) -> dict:
@@ -251,9 +197,9 @@ class LlavaRepoAdapter(HFAdapter):
     def _original_state(self) -> dict:
         """All tensors in the original key names: the LLM (+ LoRA merged), projector, maybe the tower."""
         if self.layout == "full":
-            state = read_weights(_shards(self.ckpt))
+            state = read_weights(shards(self.ckpt))
         else:
-            state = read_weights(_shards(self.base))
+            state = read_weights(shards(self.base))
         if self.layout == "stage1":
             state.update(read_weights([self.ckpt / "mm_projector.bin"]))
         elif self.layout == "lora":
@@ -277,7 +223,7 @@ class LlavaRepoAdapter(HFAdapter):
             raise CheckpointError(f"{self.ckpt}: a LoRA adapter needs the `peft` package (pip install peft)") from None
         cfg = read_config(self.base)
         text_cfg = self._text_config(cfg, self.base / "config.json", state)
-        llm_keys = [k for k in state if _is_llm_key(k)]
+        llm_keys = [k for k in state if is_llm_key(k)]
         llama_cls = getattr(transformers, text_cfg.__class__.__name__.replace("Config", "ForCausalLM"))
         llama = llama_cls.from_pretrained(None, config=text_cfg, state_dict={k: state[k] for k in llm_keys})
         try:
@@ -403,7 +349,7 @@ class LlavaRepoAdapter(HFAdapter):
 
         with torch.device("meta"):
             expected = set(cls(config).state_dict())
-        hf_state, origin = _to_hf(state, ptype, tower, text_cfg.hidden_size, vision_cfg.hidden_size)
+        hf_state, origin = to_hf(state, ptype, tower, text_cfg.hidden_size, vision_cfg.hidden_size)
         unexpected = sorted(origin[k] for k in hf_state if k not in expected)
         missing = sorted(expected - set(hf_state))
         try:
@@ -414,12 +360,12 @@ class LlavaRepoAdapter(HFAdapter):
         except (RuntimeError, ValueError) as e:  # e.g. a tensor whose shape the config contradicts
             raise CheckpointError(f"{self.ckpt}: cannot load the weights: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e) else ''}") from None
         info = {
-            "missing_keys": sorted({_original_name(k, ptype) for k in missing} | {_original_name(k, ptype) for k in info.get("missing_keys", [])}),
+            "missing_keys": sorted({original_name(k, ptype) for k in missing} | {original_name(k, ptype) for k in info.get("missing_keys", [])}),
             "unexpected_keys": unexpected,
             "mismatched_keys": sorted(info.get("mismatched_keys", [])),
         }
         if image_id >= model.get_input_embeddings().num_embeddings:
-            _grow_input_embeddings(model, image_id + 1)
+            grow_input_embeddings(model, image_id + 1)
         model.generation_config = self._generation_config(tok)
 
         proc_kw = {
@@ -487,92 +433,3 @@ class LlavaRepoAdapter(HFAdapter):
         if self.base is not None:
             fp["weights"].update({f"base/{k}": v for k, v in _hash_weights(self.base).items()})
         return fp
-
-
-# -- key names -------------------------------------------------------------------------------------
-def _is_llm_key(key: str) -> bool:
-    return (key.startswith("model.") or key.startswith("lm_head.")) and not key.startswith(
-        ("model.mm_projector.", "model.vision_tower.", "model.image_newline", "model.vision_resampler.")
-    )
-
-
-def _to_hf(state: dict, ptype: str, tower, text_hidden: int, vision_hidden: int) -> tuple[dict, dict]:
-    """Original names -> this transformers' module names; also {hf name: original name}.
-
-    DESIGN.md gives the mapping to the hub-era HF layout; we map straight to the names the model
-    itself expects (5.x: `model.language_model.*`, tower keys without `vision_model.`), so the
-    missing and unexpected keys are computed in one naming.
-    """
-    import torch
-
-    out, origin = {}, {}
-
-    def put(hf: str, orig: str, value) -> None:
-        out[hf], origin[hf] = value, orig
-
-    tower_keys = set(tower.state_dict())
-    in_ckpt = {}
-    for key, value in state.items():
-        if key.startswith("model.vision_tower.vision_tower."):  # a fresh training save keeps the tower
-            rest = key[len("model.vision_tower.vision_tower.") :]
-            in_ckpt[rest if rest in tower_keys else rest.removeprefix("vision_model.")] = (key, value)
-        elif key.startswith("model.mm_projector."):
-            rest = key[len("model.mm_projector.") :]
-            if ptype == "mlp2x_gelu":
-                slot, _, param = rest.partition(".")
-                put(f"model.multi_modal_projector.{_PROJECTOR_SLOTS.get(slot, slot)}.{param}", key, value)
-            else:
-                put(f"model.multi_modal_projector.linear_1.{rest}", key, value)
-        elif key == "model.image_newline":
-            put("model.image_newline", key, value)
-        elif key.startswith("lm_head."):
-            put(key, key, value)
-        elif key.startswith("model."):
-            put("model.language_model." + key[len("model.") :], key, value)
-        else:
-            put(key, key, value)  # unknown: reported as unexpected
-    # the tower: its own folder's weights, unless the checkpoint carries (fine-tuned) ones
-    for key, value in tower.state_dict().items():
-        orig, value = in_ckpt.pop(key, (f"vision_tower/{key}", value))
-        put(f"model.vision_tower.{key}", orig, value)
-    for key, (orig, value) in in_ckpt.items():
-        put(f"model.vision_tower.{key}", orig, value)
-    # linear / identity projectors are one Linear (or none); transformers' has two, the rest identity
-    if ptype in ("linear", "identity"):
-        put("model.multi_modal_projector.linear_2.weight", "(identity)", torch.eye(text_hidden))
-        put("model.multi_modal_projector.linear_2.bias", "(identity)", torch.zeros(text_hidden))
-    if ptype == "identity":
-        put("model.multi_modal_projector.linear_1.weight", "(identity)", torch.eye(text_hidden, vision_hidden))
-        put("model.multi_modal_projector.linear_1.bias", "(identity)", torch.zeros(text_hidden))
-    return out, origin
-
-
-def _original_name(hf_key: str, ptype: str) -> str:
-    """The original checkpoint's name for a tensor transformers expects (for missing-key reports)."""
-    if hf_key.startswith("model.multi_modal_projector."):
-        layer, _, param = hf_key[len("model.multi_modal_projector.") :].partition(".")
-        if ptype != "mlp2x_gelu":
-            return f"model.mm_projector.{param}"
-        slot = {v: k for k, v in _PROJECTOR_SLOTS.items()}.get(layer, layer)
-        return f"model.mm_projector.{slot}.{param}"
-    if hf_key.startswith("model.language_model."):
-        return "model." + hf_key[len("model.language_model.") :]
-    if hf_key.startswith("model.vision_tower."):
-        return "vision_tower/" + hf_key[len("model.vision_tower.") :]
-    return hf_key
-
-
-def _grow_input_embeddings(model, rows: int) -> None:
-    """Add input-embedding rows for the added <image> token; the output head keeps its size.
-
-    The rows are never read (image features replace them), and leaving lm_head alone keeps the
-    logits, so the likelihoods, exactly the original's: the model can never emit <image>.
-    """
-    import torch
-
-    old = model.get_input_embeddings()
-    new = torch.nn.Embedding(rows, old.embedding_dim, padding_idx=old.padding_idx, dtype=old.weight.dtype, device=old.weight.device)
-    with torch.no_grad():
-        new.weight[: old.num_embeddings] = old.weight
-        new.weight[old.num_embeddings :] = old.weight.mean(0)
-    model.set_input_embeddings(new)
