@@ -207,3 +207,47 @@ def build_original(version: str, dest: Path, seed: int = 0) -> Path:
         state["model.image_newline"] = torch.randn(h) * 0.02
     save_file(state, str(dest / "model.safetensors"), metadata={"format": "pt"})
     return dest
+
+
+def build_next_repo(dest: Path, tower_dest: Path, seed: int = 0) -> tuple[Path, Path]:
+    """A LLaVA-NeXT-repo output shaped like lmms-lab/llava-onevision-qwen2-0.5b-ov: LlavaQwenForCausalLM
+    (Qwen2, tied head) + mm_* keys, a SigLIP so400m/14-384-shaped tower, anyres_max_9, pinpoints
+    "(1x1),...,(6x6)", mm_spatial_pool_*; shrunken random weights, the stand-in tokenizer."""
+    import torch
+    import transformers
+    from safetensors.torch import save_file
+
+    vision = transformers.SiglipVisionConfig(image_size=384, patch_size=14, vision_use_head=False, **SMALL)
+    torch.manual_seed(seed + 1)
+    transformers.SiglipVisionModel(vision).save_pretrained(tower_dest)
+    image = _json(ONEVISION / "preprocessor_config.json")
+    _write(tower_dest / "preprocessor_config.json", {k: v for k, v in image.items() if k not in ("image_grid_pinpoints", "do_pad")}
+           | {"image_processor_type": "SiglipImageProcessor"})
+    dest.mkdir(parents=True, exist_ok=True)
+    text = {"vocab_size": 32000, "num_key_value_heads": 2, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+            "max_position_embeddings": 32768, "tie_word_embeddings": True, "use_sliding_window": False, **SMALL}
+    cfg = {"architectures": ["LlavaQwenForCausalLM"], "model_type": "llava", "bos_token_id": 151643, "eos_token_id": 151645,
+           "hidden_act": "silu", **text, "image_aspect_ratio": "anyres_max_9", "image_crop_resolution": None,
+           "image_grid_pinpoints": "(1x1),...,(6x6)", "image_split_resolution": None, "mm_hidden_size": SMALL["hidden_size"],
+           "mm_newline_position": "grid", "mm_patch_merge_type": "spatial_unpad", "mm_projector_lr": None,
+           "mm_projector_type": "mlp2x_gelu", "mm_resampler_type": None, "mm_spatial_pool_mode": "bilinear",
+           "mm_spatial_pool_stride": 2, "mm_tunable_parts": "mm_vision_tower,mm_mlp_adapter,mm_language_model",
+           "mm_use_im_patch_token": False, "mm_use_im_start_end": False, "mm_vision_select_feature": "patch",
+           "mm_vision_select_layer": -2, "mm_vision_tower": "google/siglip-so400m-patch14-384", "mm_vision_tower_lr": 2e-06,
+           "vision_tower_pretrained": None, "tokenizer_model_max_length": 32768, "tokenizer_padding_side": "right"}
+    _write(dest / "config.json", cfg)
+    for name in ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy((LLAVA15 if name == "tokenizer.model" else ORIGINAL15) / name, dest / name)
+    qwen = transformers.Qwen2Config(**text)
+    torch.manual_seed(seed)
+    state = {k: v.contiguous() for k, v in transformers.Qwen2ForCausalLM(qwen).state_dict().items() if k != "lm_head.weight"}
+    h = SMALL["hidden_size"]
+    state.update({"model.mm_projector.0.weight": torch.randn(h, h) * 0.02, "model.mm_projector.0.bias": torch.zeros(h),
+                  "model.mm_projector.2.weight": torch.randn(h, h) * 0.02, "model.mm_projector.2.bias": torch.zeros(h),
+                  "model.image_newline": torch.randn(h) * 0.02})
+    # OneVision trains the tower, so its weights are in the checkpoint, the last layer already dropped
+    tower = transformers.SiglipVisionModel.from_pretrained(tower_dest).state_dict()
+    last = f"encoder.layers.{vision.num_hidden_layers - 1}."
+    state.update({f"model.vision_tower.vision_tower.{k}": v.clone() for k, v in tower.items() if last not in k and "head" not in k})
+    save_file(state, str(dest / "model.safetensors"), metadata={"format": "pt"})
+    return dest, tower_dest

@@ -27,6 +27,7 @@ from pathlib import Path
 from vibes_eval.loaders.detect import CheckpointError, Profile, read_config
 from vibes_eval.loaders.failures import tokenizer_packages
 from vibes_eval.loaders.hf import HFAdapter, _hash_weights, load_kwargs
+from vibes_eval.loaders.llava_parts import ASPECTS, build_processor, hf_target, load_tower
 from vibes_eval.loaders.llava_weights import grow_input_embeddings, is_llm_key, original_name, read_weights, shards, to_hf
 from vibes_eval.loaders.original_tokens import original_tokenization
 
@@ -34,13 +35,18 @@ __all__ = ["DEFAULT_TEMPLATE", "LlavaRepoAdapter", "expand2square", "find_layout
 
 DEFAULT_TEMPLATE = "vicuna_v1"
 """The conversation style of LLaVA-1.5, used when neither --template nor a profile names one."""
+NEXT_REPO_TEMPLATE = "qwen_1_5"
+"""The same for the LLaVA-NeXT repo's Qwen checkpoints (LlavaQwenForCausalLM: OneVision, Interleave)."""
 
 _TEXT_CONFIGS = {  # architectures[0] -> the transformers config of the LLM inside
     "LlavaLlamaForCausalLM": "LlamaConfig",
     "LlamaForCausalLM": "LlamaConfig",
     "LlavaMistralForCausalLM": "MistralConfig",
     "MistralForCausalLM": "MistralConfig",
+    "LlavaQwenForCausalLM": "Qwen2Config",  # LLaVA-VL/LLaVA-NeXT: OneVision, NeXT-Interleave
+    "Qwen2ForCausalLM": "Qwen2Config",
 }
+_NEXT_REPO = ("LlavaQwenForCausalLM", "Qwen2ForCausalLM")
 _NOT_TEXT = re.compile(r"^(mm_|image_|tune_|freeze_|unfreeze_|use_mm_proj|pretrain_mm|tokenizer_|s2)")
 _FEATURES = {"patch": "default", "cls_patch": "full"}  # mm_vision_select_feature -> HF strategy
 
@@ -174,15 +180,19 @@ class LlavaRepoAdapter(HFAdapter):
         if feature not in _FEATURES:
             raise CheckpointError(f"{cfg_path}: mm_vision_select_feature: {feature} is not supported (patch, cls_patch)")
         aspect = cfg.get("image_aspect_ratio") or "square"
-        if aspect not in ("pad", "square", "anyres"):
-            raise CheckpointError(f"{cfg_path}: image_aspect_ratio: {aspect} is not supported (pad, square, anyres)")
+        if not ASPECTS.fullmatch(str(aspect)):
+            raise CheckpointError(f"{cfg_path}: image_aspect_ratio: {aspect} is not supported (pad, square, anyres, anyres_max_N)")
+        if cfg.get("mm_resampler_type"):
+            raise CheckpointError(f"{cfg_path}: mm_resampler_type: {cfg['mm_resampler_type']} is not supported (transformers' Llava classes have none)")
         pinpoints = cfg.get("image_grid_pinpoints")
-        if aspect == "anyres":
+        if aspect.startswith("anyres"):
             merge = cfg.get("mm_patch_merge_type", "flat")
-            if merge != "spatial_unpad":
-                raise CheckpointError(f"{cfg_path}: mm_patch_merge_type: {merge} with anyres is not supported (spatial_unpad)")
-            if not (isinstance(pinpoints, list) and pinpoints and all(isinstance(p, list) and len(p) == 2 for p in pinpoints)):
-                raise CheckpointError(f"{cfg_path}: image_grid_pinpoints: expected a list of [width, height] pairs, got {pinpoints!r}")
+            if merge not in ("spatial_unpad", "spatial_unpad_nocrop") if aspect == "anyres" else merge != "spatial_unpad":
+                raise CheckpointError(f"{cfg_path}: mm_patch_merge_type: {merge} with {aspect} is not supported (spatial_unpad)")
+            if pinpoints is None:
+                raise CheckpointError(f"{cfg_path}: image_grid_pinpoints: missing, and image_aspect_ratio is {aspect}")
+            if aspect != "anyres" and arch not in _NEXT_REPO:
+                raise CheckpointError(f"{cfg_path}: image_aspect_ratio: {aspect} comes from the LLaVA-NeXT repo, but architectures is {arch}")
         return {
             "architecture": arch,
             "projector_type": "mlp2x_gelu" if m else ptype,
@@ -297,26 +307,17 @@ class LlavaRepoAdapter(HFAdapter):
     def _build(self, opts: dict, text_cfg, tower_dir: Path, state: dict, tok, load_kw: dict):
         """The HF model (weights loaded, missing ones reported in original names) and its processor."""
         import torch
-        import transformers
         from tokenizers import AddedToken
 
-        tower_type = read_config(tower_dir).get("model_type")
-        if tower_type not in ("clip", "clip_vision_model"):
-            raise CheckpointError(f"{tower_dir / 'config.json'}: model_type: {tower_type}: only CLIP vision towers are supported")
-        try:
-            vision_cfg = transformers.CLIPVisionConfig.from_pretrained(tower_dir, local_files_only=True)
-            processor_cls = transformers.AutoImageProcessor  # without torchvision, some 5.x releases need the PIL class named
-            if not transformers.utils.is_torchvision_available() and hasattr(transformers, "CLIPImageProcessorPil"):
-                processor_cls = transformers.CLIPImageProcessorPil
-            image_processor = processor_cls.from_pretrained(tower_dir, local_files_only=True)
-            tower = transformers.CLIPVisionModel.from_pretrained(tower_dir, local_files_only=True)
-        except (OSError, ValueError, KeyError) as e:
-            raise CheckpointError(f"{tower_dir}: cannot load the vision tower: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        tower = load_tower(tower_dir)
+        vision_cfg = tower.config
         mm_hidden = opts["mm_hidden_size"]
         if mm_hidden is not None and mm_hidden != vision_cfg.hidden_size:
             raise CheckpointError(
                 f"{self.ckpt / 'config.json'}: mm_hidden_size: {mm_hidden}, but the vision tower {tower_dir} has hidden size {vision_cfg.hidden_size}"
             )
+        if not tower.has_cls:  # the LLaVA-NeXT repo's SigLIP: the last layer dropped, its input read, every token
+            opts.update(strategy="full", layer=-2)
 
         # the original splices id -200 where <image> stood; transformers wants a real token id
         image_id = tok.convert_tokens_to_ids("<image>")
@@ -327,6 +328,7 @@ class LlavaRepoAdapter(HFAdapter):
         # the training code split prompts on <image> and tokenized each chunk on its own: so do we
         original_tokenization(tok, "<image>")
         ptype = opts["projector_type"]
+        tied = bool(getattr(text_cfg, "tie_word_embeddings", False))  # Qwen2-0.5B ties its output head
         common = {
             "vision_config": vision_cfg,
             "text_config": text_cfg,
@@ -334,24 +336,16 @@ class LlavaRepoAdapter(HFAdapter):
             "projector_hidden_act": "gelu" if ptype == "mlp2x_gelu" else "linear",
             "vision_feature_layer": opts["layer"],
             "vision_feature_select_strategy": opts["strategy"],
-            "tie_word_embeddings": False,
+            "tie_word_embeddings": tied,
         }
-        # the original reads each pinpoint as (width, height), transformers as (height, width): swapped,
-        # both pick the same grid (v1.6's list is symmetric, but ties go to the first that fits)
-        pinpoints = [[b, a] for a, b in opts["pinpoints"]] if opts["aspect"] == "anyres" else None
-        if pinpoints:
-            config = transformers.LlavaNextConfig(image_grid_pinpoints=pinpoints, **common)
-            cls = transformers.LlavaNextForConditionalGeneration
-        else:
-            config = transformers.LlavaConfig(**common)
-            cls = transformers.LlavaForConditionalGeneration
+        config, cls, pinpoints = hf_target(opts, common, tower, self.ckpt / "config.json")
         config.architectures = [cls.__name__]
 
         with torch.device("meta"):
             expected = set(cls(config).state_dict())
-        hf_state, origin = to_hf(state, ptype, tower, text_cfg.hidden_size, vision_cfg.hidden_size)
+        hf_state, origin = to_hf(state, ptype, tower.model, text_cfg.hidden_size, vision_cfg.hidden_size)
         unexpected = sorted(origin[k] for k in hf_state if k not in expected)
-        missing = sorted(expected - set(hf_state))
+        missing = sorted(expected - set(hf_state) - ({"lm_head.weight"} if tied else set()))
         try:
             model, info = cls.from_pretrained(
                 None, config=config, state_dict={k: v for k, v in hf_state.items() if k in expected},
@@ -368,21 +362,7 @@ class LlavaRepoAdapter(HFAdapter):
             grow_input_embeddings(model, image_id + 1)
         model.generation_config = self._generation_config(tok)
 
-        proc_kw = {
-            "tokenizer": tok,
-            "patch_size": vision_cfg.patch_size,
-            "vision_feature_select_strategy": opts["strategy"],
-            "num_additional_image_tokens": 1,  # CLIP's CLS token (dropped again by strategy "default")
-            "image_token": "<image>",
-            "chat_template": None,
-        }
-        if pinpoints:
-            next_cls = transformers.LlavaNextImageProcessor if transformers.utils.is_torchvision_available() else transformers.LlavaNextImageProcessorPil
-            keep = ("size", "crop_size", "image_mean", "image_std", "resample", "rescale_factor", "do_convert_rgb", "do_normalize")
-            image_processor = next_cls(image_grid_pinpoints=pinpoints, **{k: getattr(image_processor, k) for k in keep if hasattr(image_processor, k)})
-            processor = transformers.LlavaNextProcessor(image_processor=image_processor, **proc_kw)
-        else:
-            processor = transformers.LlavaProcessor(image_processor=image_processor, **proc_kw)
+        processor = build_processor(cls, tower, tok, opts["strategy"], pinpoints)
         return model, info, processor
 
     def _generation_config(self, tok):
@@ -404,12 +384,15 @@ class LlavaRepoAdapter(HFAdapter):
         if self.profile.template:
             return self.profile.template, f"profile {self.profile.name}"
         # the original picks it from the directory name; we never guess from names: say what we used
+        name, whose = DEFAULT_TEMPLATE, "LLaVA-1.5's"
+        if self.options["architecture"] in _NEXT_REPO:
+            name, whose = NEXT_REPO_TEMPLATE, "the LLaVA-NeXT repo's for Qwen LLMs, as OneVision's"
         print(
             f"vibes-eval: {self.ckpt}: the original LLaVA format records no conversation template; "
-            f"using {DEFAULT_TEMPLATE} (LLaVA-1.5's); pass --template NAME if it was trained with another",
+            f"using {name} ({whose}); pass --template NAME if it was trained with another",
             file=sys.stderr,
         )
-        return DEFAULT_TEMPLATE, "default for the original LLaVA format (nothing names one; pass --template to choose)"
+        return name, "default for the original LLaVA format (nothing names one; pass --template to choose)"
 
     # -- HFAdapter hooks ---------------------------------------------------------------------
     def _inputs(self, prompts: list[str], images: list, padding_side: str = "left"):

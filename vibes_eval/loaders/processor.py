@@ -19,12 +19,11 @@ from pathlib import Path
 from vibes_eval.loaders.detect import CheckpointError
 from vibes_eval.loaders.failures import missing_package, tokenizer_packages
 
-__all__ = ["load_processor"]
+__all__ = ["load_processor", "no_video_class"]
 
 
-def _without_video(cls, ckpt: Path):
-    """`cls` (a processor with a video processor) built from the folder without one."""
-    import transformers
+def no_video_class(cls):
+    """`cls` (a processor with a video processor) as a subclass that holds none."""
 
     class NoVideo(cls):
         # the sub-processors a ProcessorMixin holds are the modality-named arguments of __init__:
@@ -33,13 +32,20 @@ def _without_video(cls, ckpt: Path):
             cls.__init__(self, image_processor, tokenizer, None, **kwargs)
 
     NoVideo.__name__ = NoVideo.__qualname__ = cls.__name__
+    return NoVideo
+
+
+def _without_video(cls, ckpt: Path):
+    """`cls` built from the folder without its video processor."""
+    import transformers
+
     kw = {"local_files_only": True, "trust_remote_code": False}
     tokenizer = transformers.AutoTokenizer.from_pretrained(ckpt, **kw)
     image_processor = transformers.AutoImageProcessor.from_pretrained(ckpt, **kw)
     settings, _ = cls.get_processor_dict(ckpt, **kw)
     names = cls.__init__.__code__.co_varnames[: cls.__init__.__code__.co_argcount]
     extra = {k: v for k, v in settings.items() if k in names and k not in ("self", "image_processor", "tokenizer", "video_processor")}
-    return NoVideo(image_processor, tokenizer, **extra)
+    return no_video_class(cls)(image_processor, tokenizer, **extra)
 
 
 def _processor_class(cfg: dict):

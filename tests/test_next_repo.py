@@ -1,0 +1,81 @@
+"""LLaVA-NeXT repository outputs (LLaVA-VL/LLaVA-NeXT: lmms-lab's OneVision and NeXT-Interleave):
+LlavaQwenForCausalLM + mm_* keys, SigLIP tower, anyres_max_9, "(1x1),...,(6x6)" pinpoints. Loaded
+like the original LLaVA format and converted in memory to LlavaOnevisionForConditionalGeneration;
+what does not map is exit 3 naming it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import realckpt
+
+from vibes_eval.budget import budget_for_checkpoint
+from vibes_eval.cli import main
+from vibes_eval.loaders.detect import detect
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("next-repo")
+    ckpt, tower = realckpt.build_next_repo(root / "llava-onevision-qwen2-0.5b-ov", root / "siglip-so400m-patch14-384")
+    return ckpt, tower, realckpt.write_suite(root / "suite")
+
+
+@pytest.fixture(scope="module")
+def adapter(folder):
+    from vibes_eval.loaders.llava_repo import LlavaRepoAdapter
+
+    ckpt, tower, _ = folder
+    return LlavaRepoAdapter(ckpt, detect(ckpt), vision_tower=tower)
+
+
+def test_converted_to_onevision_with_every_weight_mapped(adapter, folder):
+    cfg = adapter.model.config
+    assert type(adapter.model).__name__ == "LlavaOnevisionForConditionalGeneration"
+    assert type(cfg.text_config).__name__ == "Qwen2Config" and cfg.vision_config.model_type == "siglip_vision_model"
+    assert (cfg.vision_aspect_ratio, cfg.vision_feature_select_strategy, cfg.vision_feature_layer) == ("anyres_max_9", "full", -2)
+    assert len(cfg.image_grid_pinpoints) == 36 and [2304, 2304] in cfg.image_grid_pinpoints
+    assert adapter.loading_info["missing_keys"] == [] and adapter.loading_info["unexpected_keys"] == []
+    assert (adapter.template_name, adapter.options["architecture"]) == ("qwen_1_5", "LlavaQwenForCausalLM")
+
+
+def test_visual_tokens_equal_the_budget_arithmetic(adapter, folder):
+    ckpt, _, suite = folder
+    images = sorted((suite.parent / "images").glob("*.png"))
+    fp = adapter.describe(images[:2])
+    from PIL import Image
+
+    with Image.open(images[0]) as im:
+        size = im.size
+    assert fp["converted_to"] == "LlavaOnevisionForConditionalGeneration"
+    assert fp["visual_tokens"] == budget_for_checkpoint(ckpt).tokens(*size)
+
+
+def test_run_flags_random_weights_with_every_probe(folder, tmp_path, capsys):
+    ckpt, tower, suite = folder
+    code = main(["run", str(ckpt), "--vision-tower", str(tower), "--suite", str(suite), "--out", str(tmp_path), "--quiet"])
+    sc = json.loads((tmp_path / "scorecard.json").read_text())
+    assert code == 1 and set(sc["verdict"]["diagnoses"]) & {"gibberish", "image_blind", "projector_disconnected"}
+    assert [s["probe"] for s in sc["signals"] if s["status"] == "error"] == []
+    assert {"image_gain", "cross_match", "likelihood", "template_fit"} <= {s["probe"] for s in sc["signals"]}
+    assert "qwen_1_5" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"mm_resampler_type": "spatial_pool"}, ["mm_resampler_type: spatial_pool is not supported"]),
+    ({"image_aspect_ratio": "anyres_max_9", "mm_patch_merge_type": "flat"}, ["mm_patch_merge_type: flat"]),
+    ({"image_grid_pinpoints": "1x1 to 6x6"}, ["image_grid_pinpoints: cannot read"]),
+    ({"image_aspect_ratio": "crop"}, ["image_aspect_ratio: crop is not supported"]),
+])
+def test_what_does_not_map_is_exit_3_naming_it(folder, tmp_path, capsys, change, words):
+    import shutil
+
+    ckpt, tower, suite = folder
+    copy = shutil.copytree(ckpt, tmp_path / "ckpt")
+    cfg = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**cfg, **change}))
+    code = main(["run", str(copy), "--vision-tower", str(tower), "--suite", str(suite), "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 3 and "Traceback" not in err and all(w in err for w in words), err
+    assert json.loads((tmp_path / "out" / "scorecard.json").read_text())["verdict"]["diagnoses"] == ["load_error"]
