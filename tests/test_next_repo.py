@@ -79,3 +79,50 @@ def test_what_does_not_map_is_exit_3_naming_it(folder, tmp_path, capsys, change,
     err = capsys.readouterr().err
     assert code == 3 and "Traceback" not in err and all(w in err for w in words), err
     assert json.loads((tmp_path / "out" / "scorecard.json").read_text())["verdict"]["diagnoses"] == ["load_error"]
+
+
+# -- the toy in that layout (`vibes-eval toy build OUT --format llava-next-repo`) -----------------------
+TOY_TEMPLATE = "llava-1.5-hf"  # what the toy was trained on
+
+
+@pytest.fixture(scope="module")
+def toy(zoo_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("toy-next-repo")
+    assert main(["toy", "build", str(out), "--variant", "healthy", "--format", "llava-next-repo"]) == 0
+    return out / "healthy"
+
+
+def test_toy_build_writes_the_next_repo_layout(toy):
+    from vibes_eval.toy.factory import TOY_MARKER
+
+    for layout, aspect in (("pad", "pad"), ("anyres_max", "anyres_max_9")):
+        cfg = json.loads((toy / layout / "config.json").read_text())
+        assert cfg["architectures"] == ["LlavaQwenForCausalLM"] and cfg["image_aspect_ratio"] == aspect
+        assert {"mm_spatial_pool_mode", "mm_spatial_pool_stride", "mm_newline_position"} <= set(cfg)
+        assert json.loads((toy / layout / TOY_MARKER).read_text())["format"] == "llava-next-repo"
+        assert detect(toy / layout).loader == "llava_repo"
+    assert json.loads((toy / "anyres_max" / "config.json").read_text())["image_grid_pinpoints"] == "(1x1),...,(2x2)"
+
+
+def test_toy_pad_layout_answers_like_the_hf_toy(toy, zoo_dir):
+    from vibes_eval.loaders.hf import HFAdapter
+    from vibes_eval.loaders.llava_repo import LlavaRepoAdapter
+    from vibes_eval.records import Request
+    from vibes_eval.suite import load_suite
+
+    suite = load_suite(realckpt.REF.parents[2] / "suites" / "shapes.yaml")
+    reqs = [Request(prompt_id=p.id, image=p.path, question=p.question, max_new_tokens=suite.max_new_tokens(p)) for p in suite.prompts[:5]]
+    native = HFAdapter(zoo_dir / "healthy", detect(zoo_dir / "healthy"))
+    repo = LlavaRepoAdapter(toy / "pad", detect(toy / "pad"), template=TOY_TEMPLATE)
+    assert type(repo.model.config.text_config).__name__ == "Qwen2Config"
+    assert repo.loading_info["missing_keys"] == [] and repo.loading_info["unexpected_keys"] == []
+    assert [r.text for r in repo.generate(reqs)] == [r.text for r in native.generate(reqs)]
+
+
+def test_toy_anyres_max_layout_is_onevision_and_every_probe_runs(toy, tmp_path):
+    out = tmp_path / "out"
+    code = main(["run", str(toy / "anyres_max"), "--template", TOY_TEMPLATE, "--out", str(out), "--quiet"])
+    sc = json.loads((out / "scorecard.json").read_text())
+    assert code in (0, 1) and sc["fingerprint"]["converted_to"] == "LlavaOnevisionForConditionalGeneration"
+    assert [s["probe"] for s in sc["signals"] if s["status"] == "error"] == []
+    assert sc["fingerprint"]["original_format"]["image_aspect_ratio"] == "anyres_max_9"

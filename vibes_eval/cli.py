@@ -83,8 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     tb.add_argument("out", metavar="OUT_DIR", type=Path)
     tb.add_argument("--variant", action="append", help="a variant name, 'all' (default), or 'bench' (random weights, llava-1.5 geometry, for bench/); repeatable")
     tb.add_argument("--seed", type=int, default=0)
-    tb.add_argument("--format", choices=["hf", "llava-repo"], default="hf",
-                    help="hf: transformers-native folders; llava-repo: the original LLaVA repo's full/, stage1/, lora/, base/, vision_tower/")
+    tb.add_argument("--format", choices=["hf", "llava-repo", "llava-next-repo"], default="hf",
+                    help="hf: transformers-native folders; llava-repo: the original LLaVA repo's full/, stage1/, lora/, base/, "
+                    "vision_tower/; llava-next-repo: the LLaVA-NeXT repo's (LlavaQwenForCausalLM) pad/, anyres_max/, vision_tower/")
     toy_sub.add_parser("list", help="list the toy variants")
     return p
 
@@ -118,6 +119,10 @@ def _cmd_toy(args) -> int:
             from vibes_eval.toy.llava_repo_format import build_llava_repo
 
             info = build_llava_repo(args.out, variants, seed=args.seed, log=bars.log, bars=bars)
+        elif args.format == "llava-next-repo":
+            from vibes_eval.toy.llava_next_repo_format import build_llava_next_repo
+
+            info = build_llava_next_repo(args.out, variants, seed=args.seed, log=bars.log, bars=bars)
         else:
             info = build(args.out, variants, seed=args.seed, log=bars.log, bars=bars)
     _print_zoo(info, variants, args.out)
