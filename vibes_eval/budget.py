@@ -30,6 +30,7 @@ __all__ = [
     "VisionSpec",
     "add_budget_parser",
     "best_pinpoint",
+    "expand_pinpoints",
     "budget_command",
     "budget_for_checkpoint",
     "parse_image_size",
@@ -287,14 +288,21 @@ def _int(where: Path, name: str, value) -> int:
     return value
 
 
+def expand_pinpoints(value: str, tile: int) -> list[list[int]] | None:
+    """The LLaVA-NeXT repo's shorthand "(1x1),...,(6x6)": every grid in the range, in tiles of `tile` px
+    ([[width, height], ...] in the original's order); None when `value` is not that shorthand."""
+    ends = re.findall(r"\((\d+)x(\d+)\)", value)
+    if not ends:
+        return None
+    (a0, b0), (a1, b1) = [tuple(map(int, e)) for e in (ends[0], ends[-1])]
+    return [[i * tile, j * tile] for i in range(a0, a1 + 1) for j in range(b0, b1 + 1)]
+
+
 def _pinpoints(where: Path, value, tile: int, *, swap: bool) -> tuple[tuple[int, int], ...]:
     if isinstance(value, str):
-        # LLaVA-NeXT repo shorthand "(1x1),...,(6x6)": every grid in the range, in tiles of `tile` px
-        ends = re.findall(r"\((\d+)x(\d+)\)", value)
-        if not ends:
-            raise BudgetError(f"{where}: image_grid_pinpoints: cannot read {value!r}")
-        (a0, b0), (a1, b1) = [tuple(map(int, e)) for e in (ends[0], ends[-1])]
-        value = [[i * tile, j * tile] for i in range(a0, a1 + 1) for j in range(b0, b1 + 1)]
+        text, value = value, expand_pinpoints(value, tile)
+        if value is None:
+            raise BudgetError(f"{where}: image_grid_pinpoints: cannot read {text!r}")
     ok = isinstance(value, list) and value and all(
         isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(x, int) and x > 0 for x in p) for p in value
     )

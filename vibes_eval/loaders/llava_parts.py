@@ -60,11 +60,11 @@ def load_tower(tower_dir: Path) -> Tower:
 def parse_pinpoints(where: Path, value, tile: int) -> list[list[int]]:
     """`image_grid_pinpoints` as [[width, height], ...] (the original's order): a list, or "(AxB),...,(CxD)"."""
     if isinstance(value, str):
-        ends = re.findall(r"\((\d+)x(\d+)\)", value)
-        if not ends:
-            raise CheckpointError(f"{where}: image_grid_pinpoints: cannot read {value!r} (expected \"(1x1),...,(6x6)\")")
-        (a0, b0), (a1, b1) = [tuple(map(int, e)) for e in (ends[0], ends[-1])]
-        value = [[i * tile, j * tile] for i in range(a0, a1 + 1) for j in range(b0, b1 + 1)]
+        from vibes_eval.budget import expand_pinpoints
+
+        text, value = value, expand_pinpoints(value, tile)
+        if value is None:
+            raise CheckpointError(f"{where}: image_grid_pinpoints: cannot read {text!r} (expected \"(1x1),...,(6x6)\")")
     if not (isinstance(value, list) and value and all(isinstance(p, list) and len(p) == 2 for p in value)):
         raise CheckpointError(f"{where}: image_grid_pinpoints: expected a list of [width, height] pairs, got {value!r}")
     return value
