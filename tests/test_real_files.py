@@ -165,3 +165,14 @@ def test_tokenizer_model_without_sentencepiece_names_the_packages(built, monkeyp
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sentencepiece" else real(name, *a))
     msg = tokenizer_packages(ckpt)
     assert msg.startswith(str(ckpt / "tokenizer.model")) and "pip install sentencepiece protobuf" in msg
+
+
+def test_serve_turns_a_loader_exception_into_one_line_and_exit_3(built, capsys, monkeypatch):
+    import vibes_eval.loaders.hf as hf
+
+    def boom(*args, **kwargs):
+        raise OddLoaderFailure("unexpected layout")
+
+    monkeypatch.setattr(hf.HFAdapter, "__init__", boom)
+    assert main(["serve", str(built[0]["llava"]), "--port", "0"]) == 3
+    assert "OddLoaderFailure: unexpected layout" in _one_line(capsys)

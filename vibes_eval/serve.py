@@ -426,8 +426,10 @@ def serve_command(args) -> int:
                               prefix_cache=False)  # one request at a time: nothing to share, and no cache to grow
     except CheckpointError as e:
         return fail(str(e), 3)
-    except Exception as e:  # noqa: BLE001 - e.g. a pickle torch refuses: one line and exit 3, never a traceback
-        return fail(f"{args.checkpoint}: cannot load: {type(e).__name__}: {short(str(e).splitlines()[0] if str(e) else '', 200)}", 3)
+    except Exception as e:  # noqa: BLE001 - whatever the loader raised: one line, exit 3, never a traceback
+        from vibes_eval.loaders.failures import load_failure
+
+        return fail(load_failure(args.checkpoint, e), 3)
     try:
         server, thread = serve(adapter, args.host, args.port, model_name=args.model_name, api_key=api_key,
                                log=lambda line: print(line, file=sys.stderr))
