@@ -95,3 +95,17 @@ def test_run_flags_random_weights_with_every_probe(folders, tmp_path, version, f
     assert [s["probe"] for s in sc["signals"] if s["status"] == "error"] == []
     assert {"image_gain", "cross_match", "likelihood", "template_fit"} <= {s["probe"] for s in sc["signals"]}
     assert sc["fingerprint"]["visual_token_budget"].startswith(family)
+
+
+@pytest.mark.parametrize("bos, text, want", [
+    (1, "ab<image>c", [1, 97, 98, -200, 99]),  # every chunk's own bos dropped but the first
+    (1, "<image>\nc<image>", [1, -200, 10, 99, -200]),
+    (None, "ab<image>c", [97, 98, -200, 99]),  # Qwen: no bos at all
+])
+def test_image_split_ids(bos, text, want):
+    from vibes_eval.loaders.original_tokens import image_split_ids
+
+    def encode(chunk: str) -> list[int]:
+        return ([bos] if bos is not None else []) + [ord(c) for c in chunk]
+
+    assert image_split_ids(encode, text, "<image>", -200, bos) == want

@@ -49,8 +49,10 @@ def original_tokenization(tok, image_token: str = "<image>"):
             return base.__call__(self, text, *args, **kwargs)
         image_id = self.convert_tokens_to_ids(image_token)
 
+        special = kwargs.get("add_special_tokens", True)
+
         def encode(chunk: str) -> list[int]:
-            return base.__call__(self, chunk)["input_ids"]
+            return base.__call__(self, chunk, add_special_tokens=special)["input_ids"]
 
         ids = [image_split_ids(encode, t, image_token, image_id, self.bos_token_id) for t in texts]
         pad_kw = {k: kwargs[k] for k in ("padding", "return_tensors", "padding_side", "pad_to_multiple_of") if k in kwargs}
