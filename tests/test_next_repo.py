@@ -38,6 +38,8 @@ def test_converted_to_onevision_with_every_weight_mapped(adapter, folder):
     assert len(cfg.image_grid_pinpoints) == 36 and [2304, 2304] in cfg.image_grid_pinpoints
     assert adapter.loading_info["missing_keys"] == [] and adapter.loading_info["unexpected_keys"] == []
     assert (adapter.template_name, adapter.options["architecture"]) == ("qwen_1_5", "LlavaQwenForCausalLM")
+    # the class tokenizer_config.json names, not the LLM's (AutoTokenizer with a Qwen2Config picks Qwen2's)
+    assert type(adapter.processor.tokenizer).__name__ == "LlamaTokenizer"
 
 
 def test_visual_tokens_equal_the_budget_arithmetic(adapter, folder):

@@ -88,6 +88,15 @@ def find_layout(ckpt: Path) -> str:
     )
 
 
+def _tokenizer_class(folder: Path) -> str | None:
+    """tokenizer_config.json's `tokenizer_class`, if it names one."""
+    try:
+        named = json.loads((folder / "tokenizer_config.json").read_text()).get("tokenizer_class")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return named if isinstance(named, str) else None
+
+
 def _has_tokenizer(folder: Path) -> bool:
     return any((folder / n).is_file() for n in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json"))
 
@@ -296,9 +305,15 @@ class LlavaRepoAdapter(HFAdapter):
         lacking = tokenizer_packages(folder)
         if lacking:
             raise CheckpointError(lacking)
+        # the class tokenizer_config.json names wins: AutoTokenizer with config= would pick the LLM's
+        # own (a Qwen2Config gives Qwen2Tokenizer even for a folder whose tokenizer is Llama's)
+        named = _tokenizer_class(folder)
+        cls = getattr(transformers, named, None) if named else None
         try:
-            # config= so that AutoTokenizer does not read config.json (model_type llava_llama is unknown to it)
-            tok = transformers.AutoTokenizer.from_pretrained(folder, config=text_cfg, local_files_only=True, trust_remote_code=False)
+            if cls is not None and hasattr(cls, "from_pretrained"):
+                tok = cls.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+            else:  # config= so that AutoTokenizer does not read config.json (model_type llava_llama is unknown to it)
+                tok = transformers.AutoTokenizer.from_pretrained(folder, config=text_cfg, local_files_only=True, trust_remote_code=False)
         except (OSError, ValueError, KeyError) as e:
             raise CheckpointError(f"{folder}: cannot load the tokenizer: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
         tok.chat_template = None  # the original format has none: the template comes from --template / the profile
