@@ -1,6 +1,7 @@
 """The transformers loader: llava, llava_next and llava_onevision checkpoints, offline.
 
-Loads AutoProcessor + the class named in `architectures` from a local folder
+Loads the processor (loaders/processor.py: without a video processor when torchvision is
+missing, old saves repaired) + the class named in `architectures` from a local folder
 (local_files_only, trust_remote_code off) and serves the Adapter interface:
 `generate(requests)` (batched greedy, left padding), `score(requests, targets)`
 (teacher-forced mean log-likelihood per target token, batched, right padding) and
