@@ -14,7 +14,7 @@ from pathlib import Path
 from vibes_eval import guard
 from vibes_eval.loaders.detect import PROFILE_DIR, CheckpointError, detect
 from vibes_eval.records import Scorecard, Status, Verdict
-from vibes_eval.safety import say, short, strip_control, url_without_userinfo
+from vibes_eval.safety import say, strip_control, url_without_userinfo
 from vibes_eval.atomic import check_writable_dir, check_writable_file
 from vibes_eval.render.reports import new_run_id, write_reports  # json + html + junit, atomic, one run id, redacted
 from vibes_eval.suite import SuiteError, load_suite
