@@ -147,3 +147,15 @@ def test_shards_name_same_named_checkpoints_as_the_whole_run_would(tmp_path):
         args = Namespace(checkpoints=ckpts, shard=f"{i}/2", devices=None, device=None, out=tmp_path / "out")
         plan = plan_sweep(args, args.out, whole)
         assert plan.outs == [args.out / n for n in whole[i::2]] and plan.sharded and not plan.compare
+
+
+def test_a_worker_that_fails_leaves_its_checkpoints_unevaluated(tmp_path, capsys):
+    from argparse import Namespace
+
+    from vibes_eval.sweep import run_sweep
+
+    ckpts, outs = [tmp_path / "a", tmp_path / "b"], [tmp_path / "out-a", tmp_path / "out-b"]
+    # no suite, no flags: _one fails inside each worker before anything is loaded
+    codes = run_sweep(ckpts, outs, Namespace(device=None), one=None, devices=["cpu", "cpu"], prefetch=False)
+    assert codes == [3, 3]
+    assert capsys.readouterr().err.count("vibes-eval: worker on cpu failed: AttributeError") == 2

@@ -270,11 +270,12 @@ def run_command(args) -> int:
                       prefetch=not args.no_prefetch)
     if EXIT_USAGE in codes:
         return EXIT_USAGE
-    if plan.compare:
+    written = [o for o in plan.outs if (o / "scorecard.json").is_file()]  # a worker that died wrote none
+    if plan.compare and len(written) > 1:
         from vibes_eval.compare import compare_scorecards, load_reports
         from rich.console import Console
 
-        codes.append(compare_scorecards(load_reports(plan.outs), base, console=Console(quiet=args.quiet), sources=plan.outs))
+        codes.append(compare_scorecards(load_reports(written), base, console=Console(quiet=args.quiet), sources=written))
     elif plan.sharded and not args.quiet:
         _stderr_console().print(f"shard {args.shard}: merge every shard's reports with `vibes-eval compare {base}/*/`")
     return max(codes)
