@@ -10,19 +10,17 @@ missing, old saves repaired) + the class named in `architectures` from a local f
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 
 from vibes_eval.loaders.detect import CheckpointError, Profile, read_config
+from vibes_eval.loaders.weight_files import check_weights, hash_weights
 from vibes_eval.records import Request, Response
 from vibes_eval.template_guard import TemplateTooCostly, check_processor_template
 from vibes_eval.templates import render_template, splice_template
 
 __all__ = ["HFAdapter", "load_image", "load_kwargs", "resolve_device", "tune_cpu_malloc"]
 
-HASH_FULL_LIMIT = 4 << 30  # weight files above this total are hashed by samples (size + head + tail)
-_WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
 
 
 def load_image(path: Path, variant: str = "real"):
@@ -35,59 +33,6 @@ def load_image(path: Path, variant: str = "real"):
         # (122, 116, 104): the CLIP mean colour that LLaVA pads with; normalises to zero
         return Image.new("RGB", im.size, (122, 116, 104))
     return im
-
-
-def _weight_files(ckpt: Path) -> list[Path]:
-    return sorted(p for pat in _WEIGHTS for p in ckpt.glob(pat))
-
-
-def _check_weights(ckpt: Path) -> None:
-    """Open every weight file's header so a truncated or corrupt file is named, not a traceback."""
-    from safetensors import safe_open
-
-    files = _weight_files(ckpt)
-    if not files:
-        raise CheckpointError(f"{ckpt}: no weight files (*.safetensors, *.bin) in the folder")
-    for f in files:
-        if f.suffix != ".safetensors":
-            continue
-        try:
-            with safe_open(str(f), framework="pt") as h:
-                keys = list(h.keys())
-                if keys:
-                    h.get_slice(keys[-1])
-        except Exception as e:  # safetensors raises its own error types for every malformed header
-            raise CheckpointError(f"{f}: cannot read weights: {str(e).splitlines()[0]}") from None
-        size = f.stat().st_size
-        if size < 8:
-            raise CheckpointError(f"{f}: cannot read weights: file is {size} bytes")
-
-
-def _hash_weights(ckpt: Path) -> dict[str, str]:
-    files = _weight_files(ckpt)
-    total = sum(f.stat().st_size for f in files)
-    out = {}
-    from vibes_eval.sweep import cached_digest
-
-    for f in files:
-        done = cached_digest(f) if total <= HASH_FULL_LIMIT else None  # read ahead during the previous checkpoint
-        if done:
-            out[f.name] = done
-            continue
-        h = hashlib.sha256()
-        with f.open("rb") as fh:
-            if total <= HASH_FULL_LIMIT:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-                out[f.name] = "sha256:" + h.hexdigest()
-            else:
-                size = f.stat().st_size
-                h.update(str(size).encode())
-                h.update(fh.read(16 << 20))
-                fh.seek(max(0, size - (16 << 20)))
-                h.update(fh.read())
-                out[f.name] = "sampled-sha256:" + h.hexdigest()
-    return out
 
 
 def _error(e: BaseException) -> str:
@@ -168,7 +113,7 @@ class HFAdapter:
         cls = getattr(transformers, arch, None)
         if cls is None:
             raise CheckpointError(f"{self.ckpt / 'config.json'}: architectures: {arch} is unknown to transformers {transformers.__version__}")
-        _check_weights(self.ckpt)
+        check_weights(self.ckpt)
 
         device, want, load_kw = load_kwargs(device, dtype or profile.dtype)
         if device.startswith("cuda"):  # one GPU: weights go straight from the file to it, not through the CPU
@@ -380,7 +325,7 @@ class HFAdapter:
             "processor": getattr(self, "processor_notes", None) or {"repaired": [], "notes": []},
             "missing_keys": self.loading_info.get("missing_keys", []),
             "unexpected_keys": self.loading_info.get("unexpected_keys", []),
-            "weights": _hash_weights(self.ckpt),
+            "weights": hash_weights(self.ckpt),
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
         }
         fp["projector"] = self._projector_stats(sample_images or [])

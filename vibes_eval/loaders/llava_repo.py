@@ -26,10 +26,11 @@ from pathlib import Path
 
 from vibes_eval.loaders.detect import CheckpointError, Profile, read_config
 from vibes_eval.loaders.failures import tokenizer_packages
-from vibes_eval.loaders.hf import HFAdapter, _hash_weights, load_kwargs
+from vibes_eval.loaders.hf import HFAdapter, load_kwargs
 from vibes_eval.loaders.llava_parts import ASPECTS, build_processor, hf_target, load_tower
 from vibes_eval.loaders.llava_weights import grow_input_embeddings, is_llm_key, original_name, read_weights, shards, to_hf
 from vibes_eval.loaders.original_tokens import original_tokenization
+from vibes_eval.loaders.weight_files import hash_weights
 
 __all__ = ["DEFAULT_TEMPLATE", "LlavaRepoAdapter", "expand2square", "find_layout", "peft_quiet", "read_weights"]
 
@@ -429,5 +430,5 @@ class LlavaRepoAdapter(HFAdapter):
             "image_aspect_ratio": self.options["aspect"],
         }
         if self.base is not None:
-            fp["weights"].update({f"base/{k}": v for k, v in _hash_weights(self.base).items()})
+            fp["weights"].update({f"base/{k}": v for k, v in hash_weights(self.base).items()})
         return fp
