@@ -128,3 +128,26 @@ def test_toy_anyres_max_layout_is_onevision_and_every_probe_runs(toy, tmp_path):
     assert code in (0, 1) and sc["fingerprint"]["converted_to"] == "LlavaOnevisionForConditionalGeneration"
     assert [s["probe"] for s in sc["signals"] if s["status"] == "error"] == []
     assert sc["fingerprint"]["original_format"]["image_aspect_ratio"] == "anyres_max_9"
+
+
+def test_interleave_setting_pad_is_plain_llava_with_729_tokens(folder, tmp_path):
+    """lmms-lab's NeXT-Interleave: the same LlavaQwen + SigLIP folder with image_aspect_ratio pad."""
+    import shutil
+
+    from vibes_eval.loaders.llava_repo import LlavaRepoAdapter
+
+    ckpt, tower, suite = folder
+    copy = shutil.copytree(ckpt, tmp_path / "interleave")
+    cfg = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**cfg, "image_aspect_ratio": "pad", "image_grid_pinpoints": None}))
+    (copy / "model.safetensors").unlink()  # no image_newline in a pad checkpoint: keep everything else
+    from safetensors.torch import load_file, save_file
+
+    state = {k: v for k, v in load_file(ckpt / "model.safetensors").items() if k != "model.image_newline"}
+    save_file(state, str(copy / "model.safetensors"), metadata={"format": "pt"})
+    adapter = LlavaRepoAdapter(copy, detect(copy), vision_tower=tower)
+    assert type(adapter.model).__name__ == "LlavaForConditionalGeneration"
+    assert adapter.loading_info["missing_keys"] == [] and adapter.loading_info["unexpected_keys"] == []
+    assert adapter._pad_color == (127, 127, 127)  # SigLIP's mean 0.5, as the original pads
+    images = sorted((suite.parent / "images").glob("*.png"))
+    assert adapter.describe(images[:2])["visual_tokens"] == 729 == budget_for_checkpoint(copy).tokens(200, 150)
