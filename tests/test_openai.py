@@ -387,10 +387,10 @@ def test_healthy_passes_with_the_likelihood_probes_over_http(healthy_run, zoo_di
 
     sc, _ = healthy_run
     sig = {s.probe: s for s in sc.signals}
-    for name in ("image_gain", "cross_match", "likelihood", "counterfactual"):
+    for name in ("image_gain", "cross_match", "likelihood", "counterfactual", "template_fit"):
         assert sig[name].status == Status.PASS, (name, sig[name].reason)
-    # the server applies its own chat template: no other template can be tried over HTTP
-    assert sig["template_fit"].status == Status.SKIP
+    # the other templates reach the server as vLLM's `chat_template` request field
+    assert sig["template_fit"].evidence["best"] == "llava-1.5-hf" and len(sig["template_fit"].evidence["loglik"]) > 3
     assert sc.verdict.exit_code == 0 and sc.verdict.diagnoses == [], sc.verdict.summary
     assert sc.fingerprint["loader"] == "openai" and sc.fingerprint["server"]["id"] == "healthy"
     assert sc.fingerprint["prompt_logprobs"].startswith("offered")
@@ -483,3 +483,12 @@ def test_cli_run_remote_errors(argv, code, words, tmp_path, capsys):
     fill = {"port": port, "ckpt": str(tmp_path)}
     assert main(["run", *(a.format(**fill) for a in argv), "--out", str(tmp_path / "out"), "--quiet"]) == code
     assert words.format(**fill) in capsys.readouterr().err
+
+
+def test_wrong_template_is_diagnosed_over_http(zoo_dir):
+    # the server renders each known template sent as `chat_template`: the one the toy was trained with wins
+    sc, _ = _run_served(zoo_dir / "wrong-template")
+    fit = {s.probe: s for s in sc.signals}["template_fit"]
+    assert fit.status == Status.FAIL and fit.evidence["best"] == "llava-1.5-hf", fit.reason
+    assert fit.evidence["margin_nats_per_token"] > 1.5
+    assert "template_mismatch" in sc.verdict.diagnoses and sc.verdict.exit_code == 1

@@ -126,11 +126,56 @@ def test_client_scores_the_answer_tokens_and_counts_them_once_per_reference():
         assert adapter.supports_scoring
         reqs = [ask(), ask(variant="blank"), ask(IMAGES / "color-triangle.png", "swap"), ask(question="Q2?"), ask(template="plain")]
         values = adapter.score(reqs, ["red", "red", "red", "a blue square", "red"])
-    assert values == [-0.25, -0.25, -0.25, pytest.approx(-0.5), None]  # a template row: the server's own template only
+    assert values == [-0.25, -0.25, -0.25, pytest.approx(-0.5), -0.25]
     answered = [b for b in seen if b["messages"][-1]["role"] == "assistant"]
     prefixes = [b for b in seen[1:] if b["messages"][-1]["role"] == "user"]  # seen[0] is the support probe
-    assert len(answered) == 4 and len(prefixes) == 2  # one token count per (question, reference)
+    assert len(answered) == 5 and len(prefixes) == 3  # one token count per (question, reference, template)
     assert all(b["prompt_logprobs"] == 1 and b["add_generation_prompt"] is False for b in answered)
+    # the template row asks the server to render the known template instead of its own
+    with_template = [b for b in answered if "chat_template" in b]
+    assert len(with_template) == 1 and "{% raw %}<image>\n{% endraw %}" in with_template[0]["chat_template"]
+
+
+def test_known_template_renders_as_the_in_process_scorer_scores():
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from vibes_eval.loaders.prompt_logprobs import template_jinja
+    from vibes_eval.templates import render_template
+
+    msgs = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}, {"type": "text", "text": "Q?"}]}]
+    env = ImmutableSandboxedEnvironment()
+    for name in ("llava-1.5-hf", "chatml_direct", "plain"):
+        tpl = env.from_string(template_jinja(name))
+        assert tpl.render(messages=msgs, eos_token="</s>") == render_template(name, "Q?")
+        answered = msgs + [{"role": "assistant", "content": "red"}]
+        assert tpl.render(messages=answered, eos_token="</s>") == render_template(name, "Q?") + " red</s>"
+
+
+@pytest.mark.parametrize("template, words", [
+    ("x" * 20000, "1 to 16,000 characters"),
+    ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "TemplateTooCostly"),
+    ("{{ ''.__class__.__mro__ }}", "SecurityError"),
+    ("{% if %}", "TemplateSyntaxError"),
+])
+def test_serve_refuses_costly_or_broken_chat_templates(bench_adapter, template, words):
+    import urllib.error
+    import urllib.request
+
+    from vibes_eval.loaders.openai import _encode_png
+    from vibes_eval.loaders.prompt_logprobs import scoring_payload
+
+    from PIL import Image
+
+    body = scoring_payload("bench", _encode_png(Image.new("RGB", (8, 8))), "Q?", None)
+    body["chat_template"] = template
+    with served(bench_adapter) as url:
+        req = urllib.request.Request(url + "/v1/chat/completions", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(req, timeout=30)
+        with info.value as e:
+            payload = json.loads(e.read())
+    assert info.value.code == 400 and words in payload["error"]["message"]
 
 
 def test_a_server_without_the_extension_leaves_scoring_off():

@@ -138,9 +138,11 @@ class _App:
 
         The conversation is one user message (image + question), optionally followed by the
         assistant's answer (then `add_generation_prompt` must be false): the answer is scored as
-        `HFAdapter.score` scores a reference. See loaders/prompt_logprobs.py for the shapes.
+        `HFAdapter.score` scores a reference. A `chat_template` (vLLM's field) renders the
+        conversation instead of the checkpoint's template, in a bounded sandbox. See
+        loaders/prompt_logprobs.py for the shapes.
         """
-        from vibes_eval.loaders.prompt_logprobs import TOP_MAX, serve_prompt_logprobs, split_answer
+        from vibes_eval.loaders.prompt_logprobs import TOP_MAX, render_chat_template, serve_prompt_logprobs, split_answer
 
         if not self.offers_logprobs:
             raise _BadRequest(400, "`prompt_logprobs` is not supported by this server")
@@ -158,7 +160,11 @@ class _App:
         image, question = _one_image_and_text(messages)
         with self.lock:
             try:
-                logprobs = serve_prompt_logprobs(self.adapter, image, question, answer, top)
+                text = None
+                if body.get("chat_template") is not None:
+                    text = render_chat_template(body["chat_template"], body["messages"], answer is None,
+                                                self.adapter.processor.tokenizer)
+                logprobs = serve_prompt_logprobs(self.adapter, image, question, answer, top, text=text)
             except ValueError as e:
                 raise _BadRequest(400, str(e)) from None
         return {

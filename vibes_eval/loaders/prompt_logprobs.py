@@ -31,7 +31,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["ANSWER_TOKENS_MAX", "ProtocolError", "mean_answer_logprob", "parse_prompt_logprobs", "probe_support", "score_over_server",
+__all__ = ["ANSWER_TOKENS_MAX", "render_chat_template", "template_jinja", "ProtocolError", "mean_answer_logprob", "parse_prompt_logprobs", "probe_support", "score_over_server",
            "scoring_payload", "serve_prompt_logprobs", "split_answer"]
 
 ANSWER_TOKENS_MAX = 512
@@ -46,8 +46,35 @@ class ProtocolError(ValueError):
     """The server's answer does not hold usable prompt log-probabilities (one line saying what is missing)."""
 
 
-def scoring_payload(model: str, image_uri: str, question: str, answer: str | None) -> dict:
-    """The request body: with `answer`, the conversation including it; without, up to the generation prompt."""
+CHAT_TEMPLATE_MAX = 16_000
+"""Characters of a request's `chat_template` that `vibes-eval serve` accepts."""
+
+
+def template_jinja(name: str) -> str:
+    """Known template `name` (templates.py) as a chat template: the user turn, then ' ANSWER' + eos for an assistant turn.
+
+    What the template-fit rows send as vLLM's `chat_template` field: the conversation rendered
+    as a checkpoint trained with that template saw it (its image placeholder is the literal
+    `<image>`, as the llava-hf processors expect), the answer scored as the in-process scorer does.
+    """
+    from vibes_eval.templates import TEMPLATES
+
+    before, _, after = TEMPLATES[name].partition("{q}")
+
+    def raw(text: str) -> str:
+        return "{% raw %}" + text + "{% endraw %}"
+
+    return ("{% for m in messages %}{% if m.role == 'user' %}" + raw(before)
+            + "{% for c in m.content %}{% if c.type == 'text' %}{{ c.text }}{% endif %}{% endfor %}" + raw(after)
+            + "{% elif m.role == 'assistant' %} {{ m.content }}{{ eos_token }}{% endif %}{% endfor %}")
+
+
+def scoring_payload(model: str, image_uri: str, question: str, answer: str | None, template: str | None = None) -> dict:
+    """The request body: with `answer`, the conversation including it; without, up to the generation prompt.
+
+    With `template` (a known template's name), the conversation is rendered with that template
+    (vLLM's `chat_template` request field) instead of the server's own.
+    """
     messages: list[dict[str, Any]] = [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": image_uri}},
         {"type": "text", "text": question},
@@ -62,6 +89,7 @@ def scoring_payload(model: str, image_uri: str, question: str, answer: str | Non
         "prompt_logprobs": 1,
         "max_tokens": 1,
         "temperature": 0,
+        **({"chat_template": template_jinja(template)} if template else {}),
     }
 
 
@@ -123,26 +151,27 @@ def score_over_server(call: Callable[[dict], Any], image_uri: Callable[[Any, str
                       targets: list[str], concurrency: int) -> list[float | None]:
     """Mean log-probability per token of each target after its request, from the server's prompt log-probabilities.
 
-    One request per (request, target) and one more per distinct (question, target) to count the
-    answer's tokens. Rows asking for another template are None (a server applies its own chat
-    template). Raises ProtocolError naming how many requests failed and the first reason: the
+    One request per (request, target) and one more per distinct (question, target, template) to
+    count the answer's tokens. Rows asking for another template send it as the request's
+    `chat_template` (the template-fit probe). Raises ProtocolError naming how many requests failed and the first reason: the
     runner then reports the likelihood probes as not run rather than judging on a partial matrix.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from vibes_eval.loaders.openai import RemoteError
 
-    rows = [i for i, r in enumerate(requests) if not r.template and targets[i] and targets[i].strip()]
-    first: dict[tuple[str, str], int] = {}
+    rows = [i for i, r in enumerate(requests) if targets[i] and targets[i].strip()]
+    first: dict[tuple[str, str, str | None], int] = {}
     for i in rows:
-        first.setdefault((requests[i].question, targets[i].strip()), i)
+        first.setdefault((requests[i].question, targets[i].strip(), requests[i].template), i)
     jobs = [(i, True) for i in rows] + [(i, False) for i in first.values()]
 
     def run(job):
         i, with_answer = job
         r = requests[i]
         try:
-            payload = scoring_payload(model, image_uri(r.image, r.variant), r.question, targets[i].strip() if with_answer else None)
+            payload = scoring_payload(model, image_uri(r.image, r.variant), r.question,
+                                      targets[i].strip() if with_answer else None, r.template)
             return parse_prompt_logprobs(call(payload)), None
         except (RemoteError, ProtocolError, OSError) as e:  # OSError: the image file cannot be read
             return None, f"{r.prompt_id}/{r.variant}: {e}"
@@ -161,7 +190,7 @@ def score_over_server(call: Callable[[dict], Any], image_uri: Callable[[Any, str
     prefix = {i: res for (i, answered), res in zip(jobs, results) if not answered}
     errors = [err for _, err in results if err]
     for i in rows:
-        j = first[(requests[i].question, targets[i].strip())]
+        j = first[(requests[i].question, targets[i].strip(), requests[i].template)]
         if full[i][0] is None or full[j][0] is None or prefix[j][0] is None:
             continue
         try:
@@ -197,20 +226,40 @@ def split_answer(messages: Any, add_generation_prompt: Any) -> tuple[Any, str | 
     return messages[:-1], content
 
 
+def render_chat_template(source: str, messages: list, add_generation_prompt: bool, tokenizer) -> str:
+    """A request's `chat_template` rendered in a bounded sandbox (template_guard); ValueError in one line."""
+    from jinja2 import TemplateError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from vibes_eval.template_guard import TemplateTooCostly, check_template
+
+    if not isinstance(source, str) or not 0 < len(source) <= CHAT_TEMPLATE_MAX:
+        raise ValueError(f"`chat_template` must be a string of 1 to {CHAT_TEMPLATE_MAX:,} characters")
+    context = {"messages": messages, "add_generation_prompt": add_generation_prompt,
+               "eos_token": tokenizer.eos_token or "", "bos_token": tokenizer.bos_token or ""}
+    try:
+        check_template(source, context)
+        return ImmutableSandboxedEnvironment().from_string(source).render(**context)
+    except (TemplateTooCostly, TemplateError) as e:
+        raise ValueError(f"`chat_template`: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+
+
 def serve_prompt_logprobs(adapter, image, question: str, answer: str | None, top: int,
-                          max_tokens: int = PROMPT_TOKENS_MAX, on_text: Callable[[str], None] | None = None) -> list:
+                          max_tokens: int = PROMPT_TOKENS_MAX, on_text: Callable[[str], None] | None = None,
+                          text: str | None = None) -> list:
     """vLLM-shaped prompt_logprobs of one conversation under a loaded HFAdapter (one forward pass).
 
     The text is the checkpoint's generation prompt, then (with `answer`) a space, the answer and
-    the end-of-sequence token: exactly what `HFAdapter.score` scores. ValueError when the prompt
-    is longer than `max_tokens`.
+    the end-of-sequence token: exactly what `HFAdapter.score` scores; or `text`, already rendered
+    (a request's own `chat_template`). ValueError when the prompt is longer than `max_tokens`.
     """
     import torch
 
     tok = adapter.processor.tokenizer
-    text = adapter.render_prompt(question)
-    if answer is not None:
-        text = text + " " + answer.strip() + (tok.eos_token or "")
+    if text is None:
+        text = adapter.render_prompt(question)
+        if answer is not None:
+            text = text + " " + answer.strip() + (tok.eos_token or "")
     if on_text:
         on_text(text)
     enc = adapter._inputs([text], [image])
