@@ -134,48 +134,17 @@ class _App:
         }
 
     def prompt_logprobs(self, body: dict) -> dict:
-        """vLLM's prompt_logprobs extension: the log-probability of every prompt token, nothing generated.
-
-        The conversation is one user message (image + question), optionally followed by the
-        assistant's answer (then `add_generation_prompt` must be false): the answer is scored as
-        `HFAdapter.score` scores a reference. A `chat_template` (vLLM's field) renders the
-        conversation instead of the checkpoint's template, in a bounded sandbox. See
-        loaders/prompt_logprobs.py for the shapes.
-        """
-        from vibes_eval.loaders.prompt_logprobs import TOP_MAX, render_chat_template, serve_prompt_logprobs, split_answer
+        """vLLM's prompt_logprobs extension (loaders/prompt_logprobs.py): every prompt token's log-probability."""
+        from vibes_eval.loaders.prompt_logprobs import answer_request
 
         if not self.offers_logprobs:
             raise _BadRequest(400, "`prompt_logprobs` is not supported by this server")
-        top = body["prompt_logprobs"]
-        if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= TOP_MAX:
-            raise _BadRequest(400, f"`prompt_logprobs` must be an integer from 0 to {TOP_MAX}")
-        if body.get("continue_final_message"):
-            raise _BadRequest(400, "`continue_final_message` is not supported")
         try:
-            messages, answer = split_answer(body.get("messages"), body.get("add_generation_prompt", True))
+            out = answer_request(self.adapter, body, _one_image_and_text, self.lock)
         except ValueError as e:
             raise _BadRequest(400, str(e)) from None
-        if answer is not None and len(answer) > MAX_QUESTION_CHARS:
-            raise _BadRequest(400, f"the answer is {len(answer):,} characters; at most {MAX_QUESTION_CHARS:,} are scored")
-        image, question = _one_image_and_text(messages)
-        with self.lock:
-            try:
-                text = None
-                if body.get("chat_template") is not None:
-                    text = render_chat_template(body["chat_template"], body["messages"], answer is None,
-                                                self.adapter.processor.tokenizer)
-                logprobs = serve_prompt_logprobs(self.adapter, image, question, answer, top, text=text)
-            except ValueError as e:
-                raise _BadRequest(400, str(e)) from None
-        return {
-            "id": "chatcmpl-" + uuid.uuid4().hex[:24],
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": self.model_name,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": ""}, "finish_reason": "length"}],
-            "prompt_logprobs": logprobs,
-            "usage": {"prompt_tokens": len(logprobs), "completion_tokens": 0, "total_tokens": len(logprobs)},
-        }
+        return {"id": "chatcmpl-" + uuid.uuid4().hex[:24], "object": "chat.completion", "created": int(time.time()),
+                "model": self.model_name, **out}
 
 
 def _one_image_and_text(messages):

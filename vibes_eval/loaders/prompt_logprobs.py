@@ -31,7 +31,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["ANSWER_TOKENS_MAX", "render_chat_template", "template_jinja", "ProtocolError", "mean_answer_logprob", "parse_prompt_logprobs", "probe_support", "score_over_server",
+__all__ = ["ANSWER_TOKENS_MAX", "answer_request", "render_chat_template", "template_jinja", "ProtocolError", "mean_answer_logprob", "parse_prompt_logprobs", "probe_support", "score_over_server",
            "scoring_payload", "serve_prompt_logprobs", "split_answer"]
 
 ANSWER_TOKENS_MAX = 512
@@ -224,6 +224,38 @@ def split_answer(messages: Any, add_generation_prompt: Any) -> tuple[Any, str | 
     if not isinstance(content, str) or not content.strip():
         raise ValueError("the assistant message needs a non-empty text `content`")
     return messages[:-1], content
+
+
+def answer_request(adapter, body: dict, one_image_and_text, lock) -> dict:
+    """The server side of one request carrying `prompt_logprobs`: the answer's fields (choices, prompt_logprobs, usage).
+
+    The conversation is one user message (image + question), optionally followed by the
+    assistant's answer (then `add_generation_prompt` must be false): the answer is scored as
+    `HFAdapter.score` scores a reference, or, with a `chat_template`, as that template renders it
+    (in a bounded sandbox). `one_image_and_text(messages)` is the server's own parser of the user
+    turn. ValueError (one line, a 400) for what is not served; the forward pass runs under `lock`.
+    """
+    from vibes_eval.limits import MAX_QUESTION_CHARS
+
+    top = body["prompt_logprobs"]
+    if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= TOP_MAX:
+        raise ValueError(f"`prompt_logprobs` must be an integer from 0 to {TOP_MAX}")
+    if body.get("continue_final_message"):
+        raise ValueError("`continue_final_message` is not supported")
+    messages, answer = split_answer(body.get("messages"), body.get("add_generation_prompt", True))
+    if answer is not None and len(answer) > MAX_QUESTION_CHARS:
+        raise ValueError(f"the answer is {len(answer):,} characters; at most {MAX_QUESTION_CHARS:,} are scored")
+    image, question = one_image_and_text(messages)
+    with lock:
+        text = None
+        if body.get("chat_template") is not None:
+            text = render_chat_template(body["chat_template"], body["messages"], answer is None, adapter.processor.tokenizer)
+        logprobs = serve_prompt_logprobs(adapter, image, question, answer, top, text=text)
+    return {
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": ""}, "finish_reason": "length"}],
+        "prompt_logprobs": logprobs,
+        "usage": {"prompt_tokens": len(logprobs), "completion_tokens": 0, "total_tokens": len(logprobs)},
+    }
 
 
 def render_chat_template(source: str, messages: list, add_generation_prompt: bool, tokenizer) -> str:
