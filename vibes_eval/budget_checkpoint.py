@@ -11,7 +11,13 @@ import json
 import re
 from pathlib import Path
 
-from vibes_eval.budget import FAMILIES, BudgetError, Projector, VisionSpec, _PROJECTOR_KIND
+from vibes_eval.budget import (
+    _PROJECTOR_KIND,
+    FAMILIES,
+    BudgetError,
+    Projector,
+    VisionSpec,
+)
 
 __all__ = ["budget_for_checkpoint", "expand_pinpoints"]
 

@@ -46,7 +46,8 @@ def load_failure(ckpt: Path | str, e: BaseException) -> str:
     if pkg:
         return f"{ckpt}: cannot load: {pkg}"
     detail = _first_line(e)[:200]
-    return f"{ckpt}: cannot load: {type(e).__name__}" + (f": {detail}" if detail else "") + " (a bug or an unsupported layout: please report it with this line)"
+    what = f"{type(e).__name__}: {detail}" if detail else type(e).__name__
+    return f"{ckpt}: cannot load: {what} (a bug or an unsupported layout: please report it with this line)"
 
 
 def tokenizer_packages(folder: Path) -> str | None:
@@ -59,7 +60,8 @@ def tokenizer_packages(folder: Path) -> str | None:
     folder = Path(folder)
     if (folder / "tokenizer.json").is_file() or not (folder / "tokenizer.model").is_file():
         return None
-    lacking = [name for name, mod in (("sentencepiece", "sentencepiece"), ("protobuf", "google.protobuf")) if not _importable(importlib.util, mod)]
+    needed = (("sentencepiece", "sentencepiece"), ("protobuf", "google.protobuf"))
+    lacking = [name for name, mod in needed if not _importable(importlib.util, mod)]
     if not lacking:
         return None
     return (f"{folder / 'tokenizer.model'}: a sentencepiece tokenizer (no tokenizer.json) needs the "

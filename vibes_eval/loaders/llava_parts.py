@@ -49,7 +49,9 @@ def load_tower(tower_dir: Path) -> Tower:
         config = getattr(transformers, f"{kind}VisionConfig").from_pretrained(tower_dir, local_files_only=True)
         model = getattr(transformers, f"{kind}VisionModel").from_pretrained(tower_dir, local_files_only=True)
         pil = f"{kind}ImageProcessorPil"  # without torchvision, some 5.x releases need the PIL class named
-        proc_cls = getattr(transformers, pil) if not transformers.utils.is_torchvision_available() and hasattr(transformers, pil) else transformers.AutoImageProcessor
+        proc_cls = transformers.AutoImageProcessor
+        if not transformers.utils.is_torchvision_available() and hasattr(transformers, pil):
+            proc_cls = getattr(transformers, pil)
         image_processor = proc_cls.from_pretrained(tower_dir, local_files_only=True)
     except (OSError, ValueError, KeyError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""

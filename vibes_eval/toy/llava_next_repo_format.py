@@ -87,7 +87,8 @@ def write_llava_next_repo(hf_ckpt_dir: Path, out_dir: Path) -> dict[str, Path]:
     for layout, aspect in (("pad", "pad"), ("anyres_max", "anyres_max_9")):
         folder = paths[layout]
         cfg = _config(text, vision.hidden_size, aspect, vision.image_size)
-        (folder / "config.json").write_text(json.dumps({k: v for k, v in cfg.items() if v is not None or k.startswith("mm_")}, indent=2) + "\n")
+        cfg = {k: v for k, v in cfg.items() if v is not None or k.startswith("mm_")}
+        (folder / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
         state = {**llm, **proj, **in_ckpt}
         if aspect != "pad":  # what separates the rows of the packed grid; OneVision trains it
             state["model.image_newline"] = torch.zeros(text["hidden_size"])
