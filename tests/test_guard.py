@@ -356,3 +356,23 @@ def test_summaries_never_carry_a_secret(tmp_path, monkeypatch, capsys):
     emit_summaries(bad)
     out = capsys.readouterr().out + (tmp_path / "s.md").read_text()
     assert "sk-test-9f8e7d6c5b4a" not in out and "pw@" not in out and "***" in out
+
+
+def test_watcher_survives_an_evaluator_crash(tmp_path):
+    from vibes_eval.watch import Watcher
+
+    root = tmp_path / "run"
+    for step in (10, 20):
+        _fake_checkpoint(root, step)
+    calls, lines = [], []
+    ok = _evaluator(calls)
+
+    def evaluate(ckpt, out):
+        if ckpt.name == "checkpoint-10":
+            raise OSError("disk full\nsecond line")
+        return ok(ckpt, out)
+
+    w = Watcher(root, evaluate, every_new=True, settle=60, log=lines.append)
+    assert w.run(until_idle=0, poll=0.01) == 3  # the crash counts as "could not be evaluated"
+    assert "step 10 (checkpoint-10): could not be evaluated: OSError: disk full" in lines[0] and calls == ["checkpoint-20"]
+    assert w.done == {10, 20}  # not retried forever

@@ -90,7 +90,12 @@ class Watcher:
         from vibes_eval.render.trend import collect_entries, write_trend
 
         t0 = time.perf_counter()
-        code = self.evaluate(folder, self.out / folder.name)
+        try:
+            code = self.evaluate(folder, self.out / folder.name)
+        except Exception as e:  # noqa: BLE001 - one checkpoint's crash must not end the watch: exit 3 for it, say why
+            code = 3
+            self.log(f"vibes-eval watch: step {step} ({folder.name}): could not be evaluated: {type(e).__name__}: "
+                     f"{str(e).splitlines()[0] if str(e) else ''}")
         self.done.add(step)
         self.worst = max(self.worst, code)
         entries = collect_entries(self.root)
