@@ -31,8 +31,20 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["ANSWER_TOKENS_MAX", "answer_request", "render_chat_template", "template_jinja", "ProtocolError", "mean_answer_logprob", "parse_prompt_logprobs", "probe_support", "score_over_server",
-           "scoring_payload", "serve_prompt_logprobs", "split_answer"]
+__all__ = [
+    "ANSWER_TOKENS_MAX",
+    "ProtocolError",
+    "answer_request",
+    "mean_answer_logprob",
+    "parse_prompt_logprobs",
+    "probe_support",
+    "render_chat_template",
+    "score_over_server",
+    "scoring_payload",
+    "serve_prompt_logprobs",
+    "split_answer",
+    "template_jinja",
+]
 
 ANSWER_TOKENS_MAX = 512
 """A reference longer than this many tokens is not scored (a bound on what a server's answer may claim)."""
