@@ -150,20 +150,39 @@ def test_url_userinfo_is_sent_as_basic_auth_and_never_shown():
 
 
 def test_the_timeout_is_for_the_whole_request_not_each_read():
-    def drip(h, body):  # a complete, valid answer, one byte every 0.1 s: ~4 s in all, each read well within the timeout
-        data = json.dumps(completion("late")).encode()
+    sent = []
+
+    def drip(h, body):  # a complete, valid answer, one byte every 0.1 s: each read well within the timeout
+        data = json.dumps(completion("late " * 20)).encode()
         h.send_response(200)
         h.send_header("Content-Length", str(len(data)))
         h.end_headers()
         for i in range(len(data)):
             h.wfile.write(data[i:i + 1])
             h.wfile.flush()
+            sent.append(i)
             time.sleep(0.1)
 
     with fake(models_then(drip)) as (url, _):
         a = OpenAIAdapter(url, "m", tries=1, timeout=0.6)
         [resp] = a.generate([ask()])
+        total = len(json.dumps(completion("late " * 20)))
     assert resp.finish == "error" and "timed out after 0.6 s" in resp.error
+    assert len(sent) < total // 4  # the client hung up long before the end (a per-read timeout would wait for all of it)
+
+
+def test_a_server_that_lets_requests_time_out_is_given_up_on():
+    release = threading.Event()
+
+    def hang(h, body):
+        release.wait(10)  # bounded
+
+    with fake(models_then(hang)) as (url, seen):
+        out = OpenAIAdapter(url, "m", tries=2, timeout=0.3, backoff=0.01, concurrency=2).generate([ask(f"p{i}") for i in range(12)])
+        release.set()
+    posts = sum(m == "POST" for m, _, _ in seen)
+    assert [r.finish for r in out] == ["error"] * 12 and "not sent: the server" in out[-1].error
+    assert posts <= 2 * (4 + 2)  # GIVE_UP_AFTER requests (plus those already in flight), 2 tries each; not 12 x 2
 
 
 def test_an_endless_body_is_cut_at_the_cap_and_is_an_error_on_that_prompt():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import sys
+import warnings
 from pathlib import Path
 
 from vibes_eval import guard
@@ -107,7 +108,8 @@ def _one(ckpt: Path | str, args, out: Path, remote: bool = False) -> int:
         print(f"vibes-eval: --base/--vision-tower: only for original LLaVA repo checkpoints; {ckpt} is {profile.name}", file=sys.stderr)
         return EXIT_USAGE
     common = {"device": args.device, "dtype": args.dtype, "template": args.template, "batch_size": args.batch_size}
-    with err.status(f"loading {ckpt} ({profile.name})"):
+    with err.status(f"loading {ckpt} ({profile.name})"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's and transformers' loading warnings: the one line below says what matters
         try:
             if profile.loader == "llava_repo":
                 from vibes_eval.loaders.llava_repo import LlavaRepoAdapter

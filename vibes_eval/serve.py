@@ -396,9 +396,13 @@ def serve_command(args) -> int:
         return fail(str(e), 3)
     from vibes_eval.loaders.hf import HFAdapter
 
+    import warnings
+
     try:
-        adapter = HFAdapter(args.checkpoint, profile, device=args.device, dtype=args.dtype, template=args.template, batch_size=1,
-                              prefix_cache=False)  # one request at a time: nothing to share, and no cache to grow
+        with warnings.catch_warnings():  # torch's and transformers' loading warnings: the one line below says what matters
+            warnings.simplefilter("ignore")
+            adapter = HFAdapter(args.checkpoint, profile, device=args.device, dtype=args.dtype, template=args.template, batch_size=1,
+                                  prefix_cache=False)  # one request at a time: nothing to share, and no cache to grow
     except CheckpointError as e:
         return fail(str(e), 3)
     except Exception as e:  # noqa: BLE001 - whatever the loader raised: one line, exit 3, never a traceback

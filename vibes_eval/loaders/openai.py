@@ -40,6 +40,7 @@ API_KEY_ENV = ("VIBES_EVAL_API_KEY", "OPENAI_API_KEY")
 DEFAULT_CONCURRENCY = 4
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_TRIES = 3
+GIVE_UP_AFTER = 4  # requests in a row timing out on every try, after which the rest are not sent
 RETRY_AFTER_CAP = 20.0  # seconds: a server's Retry-After beyond this is not worth waiting for in a smoke test
 _FINISH = {"stop": "eos", "eos": "eos", "length": "length"}
 
@@ -47,8 +48,10 @@ _FINISH = {"stop": "eos", "eos": "eos", "length": "length"}
 class RemoteError(Exception):
     """One failed HTTP exchange, worded `HTTP 404 from URL: message` (or `cannot connect to URL: why`)."""
 
-    def __init__(self, message: str, *, status: int | None = None, retry: bool = False, retry_after: float | None = None):
+    def __init__(self, message: str, *, status: int | None = None, retry: bool = False, retry_after: float | None = None,
+                 timed_out: bool = False):
         super().__init__(message)
+        self.timed_out = timed_out
         self.status = status
         self.retry = retry
         self.retry_after = retry_after
@@ -153,6 +156,7 @@ class OpenAIAdapter:
                 self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
             register_secret(self._auth.split(" ", 1)[1])
         self._cancel = threading.Event()
+        self._unanswered = 0  # requests in a row that timed out on every try
         self._live: set[Exchange] = set()
         self._live_lock = threading.Lock()
         self._images: dict[tuple[str, str], str] = {}  # each image is encoded once per run
@@ -184,11 +188,9 @@ class OpenAIAdapter:
             except (OSError, http.client.HTTPException) as e:  # refused, reset, timeout, bad status line
                 if self._cancel.is_set():
                     raise RemoteError(f"cannot connect to {url}: cancelled") from None
-                if ex.expired or isinstance(e, (TimeoutError, socket.timeout)):
-                    why = f"timed out after {self.timeout:g} s"
-                else:
-                    why = str(getattr(e, "strerror", None) or e) or type(e).__name__
-                raise RemoteError(redact(f"cannot connect to {url}: {why}"), retry=True) from None
+                timed_out = ex.expired or isinstance(e, (TimeoutError, socket.timeout))
+                why = f"timed out after {self.timeout:g} s" if timed_out else (str(getattr(e, "strerror", None) or e) or type(e).__name__)
+                raise RemoteError(redact(f"cannot connect to {url}: {why}"), retry=True, timed_out=timed_out) from None
         if 300 <= status < 400:
             where = short(url_without_userinfo(resp_headers.get("Location") or "?"), 200)
             raise RemoteError(redact(f"HTTP {status} from {url}: redirects to {where}: not followed "
@@ -209,11 +211,18 @@ class OpenAIAdapter:
             raise RemoteError(redact(f"HTTP {status} from {url}: not JSON: {_server_message(body)}")) from None
 
     def _call_with_retries(self, method: str, path: str, payload: dict | None = None) -> Any:
+        if self._unanswered >= GIVE_UP_AFTER:  # a server that lets requests time out is not asked 26 x 3 more times
+            raise RemoteError(f"not sent: the server at {self.base_url} let {self._unanswered} requests in a row time out "
+                              f"(--timeout {self.timeout:g} s, {self.tries} tries each)")
         for attempt in range(self.tries):
             try:
-                return self._call(method, path, payload)
+                result = self._call(method, path, payload)
+                self._unanswered = 0
+                return result
             except RemoteError as e:
                 if not e.retry or attempt == self.tries - 1:
+                    if e.timed_out:
+                        self._unanswered += 1
                     if e.retry and self.tries > 1:
                         raise RemoteError(f"{e} (after {self.tries} tries)", status=e.status) from None
                     raise
