@@ -181,3 +181,23 @@ def test_a_non_tensor_pickle_as_pytorch_model_bin_is_exit_3(zoo_dir, tmp_path, c
     code, err = one_line_exit(["run", str(ck), "--out", str(tmp_path / "out"), "--quiet"], capsys)
     assert code == 3 and str(ck) in err and "pwned" not in capsys.readouterr().out
     assert (tmp_path / "out" / "scorecard.json").is_file()
+
+
+@pytest.mark.parametrize("where", ["vision_tower", "lora"])
+def test_a_non_tensor_pickle_in_the_vision_tower_or_lora_adapter_is_exit_3(zoo_dir, tmp_path, capsys, where):
+    from vibes_eval.toy.llava_repo_format import write_llava_repo
+
+    layout = write_llava_repo(zoo_dir / "healthy", tmp_path / "repo")
+    if where == "vision_tower":
+        (layout["vision_tower"] / "model.safetensors").unlink()
+        target, argv = layout["vision_tower"] / "pytorch_model.bin", [str(layout["full"]), "--vision-tower", str(layout["vision_tower"])]
+    else:
+        (layout["lora"] / "adapter_model.safetensors").unlink()
+        target = layout["lora"] / "adapter_model.bin"
+        argv = [str(layout["lora"]), "--base", str(layout["base"]), "--vision-tower", str(layout["vision_tower"])]
+    with open(target, "wb") as f:
+        pickle.dump({"weight": Evil()}, f)
+    code, err = one_line_exit(["run", *argv, "--suite", str(SHAPES), "--out", str(tmp_path / "out"), "--quiet"], capsys)
+    assert code == 3 and ("pickle" in err.lower() or "weights only" in err.lower()), err
+    assert "pwned" not in capsys.readouterr().out
+    assert (tmp_path / "out" / "scorecard.json").is_file()
