@@ -270,3 +270,17 @@ def test_sigterm_during_a_write_keeps_the_old_file_and_leaves_no_temporary(tmp_p
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 143 and "vibes-eval: terminated" in err and "Traceback" not in err
     assert html.read_text() == "the old page" and leftovers(tmp_path) == []
+
+
+def test_compare_refuses_an_oversized_scorecard_in_one_line(tmp_path, capsys):
+    import argparse
+
+    from vibes_eval.compare import MAX_SCORECARD_BYTES, compare_command
+
+    big = tmp_path / "r" / "scorecard.json"
+    big.parent.mkdir()
+    with open(big, "wb") as f:
+        f.truncate(MAX_SCORECARD_BYTES + 1)  # sparse: no real disk used
+    code = compare_command(argparse.Namespace(reports=[big.parent], html=None, only_diff=False))
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "is not a scorecard" in err

@@ -48,6 +48,7 @@ HEADLINE_KEYS = ("architecture", "loader", "template", "template_source", "dtype
 HEADLINE_PREFIXES = ("projector.", "parameters.", "versions.")
 """Fingerprint keys listed first, in this order (then `weights`, then the rest as first seen)."""
 DIFF_STYLE = "bold yellow"
+MAX_SCORECARD_BYTES = 64 << 20
 
 
 class CompareError(ValueError):
@@ -105,14 +106,16 @@ def load_reports(paths) -> list[Scorecard]:
         file = path / "scorecard.json" if path.is_dir() else path
         if not file.is_file():
             raise CompareError(f"{file}: not found")
+        if file.stat().st_size > MAX_SCORECARD_BYTES:  # a scorecard is kilobytes; a crafted one must not fill memory
+            raise CompareError(f"{file}: {file.stat().st_size:,} bytes is not a scorecard (at most {MAX_SCORECARD_BYTES:,})")
         try:
             out.append(load_scorecard(file))
         except ValidationError as e:
             err = e.errors()[0]
             field = ".".join(str(part) for part in err["loc"])
             raise CompareError(f"{file}: not a scorecard: {field + ': ' if field else ''}{err['msg']}") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise CompareError(f"{file}: cannot read: {e}") from None
+        except (OSError, UnicodeDecodeError, RecursionError) as e:
+            raise CompareError(f"{file}: cannot read: {str(e)[:200]}") from None
     return out
 
 
