@@ -6,7 +6,8 @@ Writes toy-world suites of N prompts (the 3/3/2/2 mix of suites/shapes.yaml: cap
 reasoning, refusal; one freshly drawn scene per prompt, exact answers), loads the healthy toy
 once, and runs `run_suite` on each, counting the likelihood rows the adapter is asked to
 score and the generations. Prints rows and seconds per N and their growth against N = first
-size (each timed run on a freshly loaded adapter, so no cache carries over). cross_match compares each reference with at most CROSS_MATCH_K other images, so rows
+size (each timed run on a freshly loaded adapter, so no cache carries over). cross_match
+compares each reference with at most CROSS_MATCH_K other images, so rows
 grow as N * K; `--full` also runs the old plan (every reference under every image, N^2 rows)
 side by side, by lifting K for that run. Time is the minimum over `--repeats` runs.
 Acceptance (issue 14): rows(160) <= 16 x rows(10); time grows no worse than linearly.
@@ -130,7 +131,9 @@ def main() -> None:
         grounding.CROSS_MATCH_K = k
     table = Table(title=f"run_suite against suite size, healthy toy (cross_match K = {k}; load average {os.getloadavg()[0]:.1f})",
                   title_justify="left")
-    for col in ("plan", "prompts N", "likelihood rows", "rows / first", "generations", "run_suite s", "s / first", "N / first", "ms / prompt", "cross_match"):
+    columns = ("plan", "prompts N", "likelihood rows", "rows / first", "generations", "run_suite s", "s / first",
+               "N / first", "ms / prompt", "cross_match")
+    for col in columns:
         table.add_column(col, justify="left" if col in ("plan", "cross_match") else "right")
     for r in results:
         first = next(x for x in results if x["plan"] == r["plan"] and x["n"] == args.sizes[0])
