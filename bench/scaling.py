@@ -3,8 +3,8 @@
     python bench/scaling.py [--sizes 10 20 40 80 160] [--repeats 2] [--threads 1] [--full]
 
 Writes toy-world suites of N prompts (the 3/3/2/2 mix of suites/shapes.yaml: captioning, VQA,
-reasoning, refusal; one freshly drawn scene per prompt, exact answers), loads the healthy toy
-once, and runs `run_suite` on each, counting the likelihood rows the adapter is asked to
+reasoning, refusal; one freshly drawn scene per prompt, exact answers) and runs `run_suite` of
+the healthy toy on each, counting the likelihood rows the adapter is asked to
 score and the generations. Prints rows and seconds per N and their growth against N = first
 size (each timed run on a freshly loaded adapter, so no cache carries over). cross_match
 compares each reference with at most CROSS_MATCH_K other images, so rows
