@@ -10,7 +10,6 @@ broken value on the side the threshold judges (how far apart healthy and broken 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
@@ -26,19 +25,23 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from vibes_eval.cli import main as cli
-    from vibes_eval.probes import grounding
+    from vibes_eval.api import EvaluationFailed, evaluate
+    from vibes_eval import thresholds
+    from vibes_eval.suite import load_suite
     from vibes_eval.toy.factory import VARIANTS, build
 
     zoo = Path(tempfile.mkdtemp(prefix="zoo-"))
     build(zoo, list(VARIANTS), seed=args.seed, log=lambda m: None)
     rows: dict[str, dict[str, object]] = {}
     verdicts = {}
+    suite = load_suite(args.suite)
     for name in VARIANTS:
-        out = zoo / "reports" / name
-        code = cli(["run", str(zoo / name), "--suite", str(args.suite), "--out", str(out), "--quiet"])
-        sc = json.loads((out / "scorecard.json").read_text())
-        verdicts[name] = (code, sc["verdict"]["diagnoses"])
+        try:
+            card = evaluate(zoo / name, suite, tune_malloc=True)
+        except EvaluationFailed as e:
+            card = e.scorecard
+        sc = card.model_dump(mode="json")
+        verdicts[name] = (card.verdict.exit_code, card.verdict.diagnoses)
         sig = {s["probe"]: s for s in sc["signals"]}
         ev = lambda p, k: sig.get(p, {}).get("evidence", {}).get(k)  # noqa: E731
         rows.setdefault("image_gain (nats/token)", {})[name] = ev("image_gain", "gain_nats_per_token")
@@ -51,16 +54,17 @@ def main() -> None:
         rows.setdefault("projector missing tensors", {})[name] = len(ev("projector_missing", "missing") or [])
         garbled = sum(any(s["probe"] in ("nonwords", "loops", "empty") and s["status"] == "fail" for s in p["signals"]) for p in sc["prompts"])
         rows.setdefault("answers failing language probes", {})[name] = f"{garbled}/{len(sc['prompts'])}"
-    thresholds = {
-        "image_gain (nats/token)": f"< {grounding.GAIN_FAIL} fails",
+    th = thresholds
+    limits = {
+        "image_gain (nats/token)": f"{th.IMAGE_GAIN.words()} fails",
         "cross_match (share won)": "chance 0.5",
-        "cross_match p-value": f"> {grounding.CROSS_MATCH_ALPHA} fails",
-        "counterfactual (similarity)": f">= {grounding.SAME_FAIL} fails",
-        "likelihood (nats/token)": f"< {grounding.LIKELIHOOD_FAIL} fails",
-        "template_fit margin (nats/token)": f"> {grounding.TEMPLATE_MARGIN} fails",
-        "projector norm ratio": "< 0.05 fails",
+        "cross_match p-value": f"{th.CROSS_MATCH_ALPHA.fails} {th.CROSS_MATCH_ALPHA.value:g} fails",
+        "counterfactual (similarity)": f"{th.COUNTERFACTUAL_SAME.words()} fails",
+        "likelihood (nats/token)": f"{th.LIKELIHOOD.words()} fails",
+        "template_fit margin (nats/token)": f"{th.TEMPLATE_MARGIN.words()} fails",
+        "projector norm ratio": f"{th.NORM_RATIO_LOW.words()} fails",
         "projector missing tensors": "> 0 fails",
-        "answers failing language probes": ">= 50% gibberish",
+        "answers failing language probes": f"{th.GIBBERISH_SHARE.fails} {th.GIBBERISH_SHARE.value:.0%} gibberish",
     }
     table = Table(title=f"detection signals, suite {args.suite.name}, zoo seed {args.seed}", title_justify="left")
     table.add_column("signal")
@@ -69,7 +73,7 @@ def main() -> None:
         table.add_column(name, justify="right")
     for row, vals in rows.items():
         fmt = lambda v: (f"{v:.3g}" if 0 < abs(v) < 0.01 else f"{v:.3f}") if isinstance(v, float) else str(v)  # noqa: E731
-        table.add_row(row, thresholds[row], *(fmt(vals.get(n)) for n in VARIANTS))
+        table.add_row(row, limits[row], *(fmt(vals.get(n)) for n in VARIANTS))
     table.add_row("exit code", "", *(str(verdicts[n][0]) for n in VARIANTS))
     table.add_row("diagnoses", "", *(", ".join(verdicts[n][1]) or "-" for n in VARIANTS))
     Console(width=220).print(table)

@@ -2,7 +2,7 @@
 
     python bench/prefix_check.py CKPT [--dtype float32|bfloat16] [--device cuda|cpu]
 
-Loads CKPT twice (HFAdapter with and without `prefix_cache`), asks every prompt of
+Loads CKPT twice (with and without `prefix_cache`), asks every prompt of
 suites/shapes.yaml with its real image, a blank one and another prompt's image, scores every
 reference under the same requests, and prints: identical answers (k of n), the largest and the
 mean absolute difference of the per-token log-likelihoods, and each path's seconds. In float32 the
@@ -30,8 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from vibes_eval.loaders.detect import detect
-    from vibes_eval.loaders.hf import HFAdapter
+    from vibes_eval.adapter import AdapterSpec, open_adapter
     from vibes_eval.records import Request
     from vibes_eval.suite import load_suite
 
@@ -45,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             targets.append(p.reference or "a red circle")
     out = {}
     for name, prefix in (("prefix", True), ("plain", False)):
-        ad = HFAdapter(args.ckpt, detect(args.ckpt), device=args.device, dtype=args.dtype, prefix_cache=prefix)
+        ad = open_adapter(AdapterSpec(checkpoint=args.ckpt, device=args.device, dtype=args.dtype, prefix_cache=prefix))
         sync = torch.cuda.synchronize if ad.device.startswith("cuda") else (lambda: None)
         sync()
         t0 = time.perf_counter()

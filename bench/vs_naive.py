@@ -273,14 +273,14 @@ class _Meter:
 def profile(ckpt: str, suite_path: str) -> None:
     import torch
 
-    from vibes_eval.loaders.detect import detect
-    from vibes_eval.loaders.hf import HFAdapter, load_image
+    from vibes_eval.adapter import AdapterSpec, open_adapter
+    from vibes_eval.loaders.hf import load_image
     from vibes_eval.runner import run_suite
     from vibes_eval.suite import load_suite
 
     suite = load_suite(Path(suite_path))
     t0 = time.perf_counter()
-    adapter = HFAdapter(Path(ckpt), detect(Path(ckpt)))
+    adapter = open_adapter(AdapterSpec(checkpoint=Path(ckpt)))
     load_s = time.perf_counter() - t0
     if adapter.device == "cpu":  # as `vibes-eval run` does
         from vibes_eval.loaders.hf import tune_cpu_malloc

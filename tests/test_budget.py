@@ -32,10 +32,10 @@ from vibes_eval.budget import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-# verbatim copies of shared/reference/configs (metadata of published checkpoints, no weights)
+# verbatim copies of published checkpoints' config files (metadata, no weights)
 REFERENCE = Path(__file__).resolve().parent / "fixtures" / "reference_configs"
 LLAVA, LLAVA_NEXT = "LlavaForConditionalGeneration", "LlavaNextForConditionalGeneration"
-needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(), reason="shared/reference/configs not checked out")
+needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(), reason="tests/fixtures/reference_configs not checked out")
 # Sizes that exercise every branch: square, wide, tall, tiny, extreme strips, the OneVision downscale.
 CROSS_SIZES = [
     (336, 336), (384, 384), (1344, 672), (672, 1344), (1000, 300), (300, 1000), (2304, 2304), (4000, 3000),

@@ -345,3 +345,41 @@ def test_pad_centres_the_image_on_the_mean_colour():
     out = expand2square(Image.new("RGB", (40, 20), (255, 0, 0)), (122, 116, 104))
     assert out.size == (40, 40)
     assert out.getpixel((0, 0)) == (122, 116, 104) and out.getpixel((20, 20)) == (255, 0, 0)
+
+
+def test_serve_answers_a_chat_completion_for_an_original_layout_checkpoint(layouts, reference, requests):
+    """`vibes-eval serve` opens every loader through open_adapter (it used to build HFAdapter whatever the format)."""
+    import base64
+    import queue
+    import subprocess
+    import sys
+    import threading
+    import urllib.request
+
+    argv = [sys.executable, "-m", "vibes_eval", "serve", str(layouts["full"]), "--port", "0", "--template", TOY_TEMPLATE,
+            "--model-name", "toy"]
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    lines: queue.Queue = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True)
+    reader.start()
+    try:
+        url = None
+        while url is None:  # bounded: every get waits at most 120 s, and the process prints a handful of lines
+            line = lines.get(timeout=120)
+            if line.startswith("serving "):
+                url = line.split(" at ", 1)[1].split()[0]
+        r = requests[3]  # the transformers-native toy's answer to the same question is the reference
+        image = "data:image/png;base64," + base64.b64encode(Path(r.image).read_bytes()).decode()
+        body = {"model": "toy", "max_tokens": r.max_new_tokens, "temperature": 0, "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": image}}, {"type": "text", "text": r.question}]}]}
+        post = urllib.request.Request(url + "/chat/completions", data=json.dumps(body).encode(),
+                                      headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(post, timeout=120) as resp:
+            answer = json.loads(resp.read())
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        reader.join(30)
+        proc.stderr.close()
+    assert answer["object"] == "chat.completion"
+    assert answer["choices"][0]["message"]["content"] == reference[1][3]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vibes_eval.records import PromptResult, Signal, Status
+from vibes_eval.records import ErrorKind, PromptResult, Signal, Status
 from vibes_eval.suite import Gate
 from vibes_eval.verdict import judge
 
@@ -82,9 +82,28 @@ def test_a_diagnosis_outside_fail_on_does_not_fail_the_gate():
 
 def test_a_crashed_prompt_is_exit_3():
     p = PromptResult(id="a", category="vqa", question="q", image="i", image_path="/i", answer=None,
-                     status=Status.ERROR, error="RuntimeError: Image features and image tokens do not match: tokens: 575, features 576")
+                     status=Status.ERROR, error="RuntimeError: Image features and image tokens do not match: tokens: 575, features 576",
+                     error_kind=ErrorKind.IMAGE_TOKEN_MISMATCH)
     v = judge([p], [], {}, Gate())
     assert v.exit_code == 3 and "image_token_mismatch" in v.diagnoses
+
+
+def test_the_diagnosis_reads_the_error_kind_not_the_message():
+    crash = dict(id="a", category="vqa", question="q", image="i", image_path="/i", answer=None, status=Status.ERROR)
+    worded = PromptResult(**crash, error="ValueError: image features and image tokens do not match", error_kind=ErrorKind.CRASH)
+    assert judge([worded], [], {}, Gate()).diagnoses == []
+    terse = PromptResult(**crash, error="ImageTokenMismatch: 575 vs 576", error_kind=ErrorKind.IMAGE_TOKEN_MISMATCH)
+    assert judge([terse], [], {}, Gate()).diagnoses == ["image_token_mismatch"]
+
+
+def test_exceptions_are_classified_once_where_they_are_caught():
+    from vibes_eval.errors import ImageTokenMismatch, RemoteError, error_kind
+
+    assert error_kind(ImageTokenMismatch("tokens: 15, features 16")) == ErrorKind.IMAGE_TOKEN_MISMATCH
+    # transformers' own LLaVA classes raise a plain ValueError worded so
+    assert error_kind(ValueError("Image features and image tokens do not match: tokens: 575, features 576")) == ErrorKind.IMAGE_TOKEN_MISMATCH
+    assert error_kind(RemoteError("HTTP 500", status=500)) == ErrorKind.REMOTE
+    assert error_kind(RuntimeError("boom")) == ErrorKind.CRASH
 
 
 def test_counterfactual_alone_decides_when_likelihoods_are_skipped():

@@ -17,6 +17,8 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from vibes_eval.errors import EXIT_USAGE, UsageError
+
 __all__ = [
     "CONTEXTS",
     "DEFAULT_IMAGE_SIZES",
@@ -43,7 +45,7 @@ LLAVA_NEXT_PINPOINTS = ((336, 672), (672, 336), (672, 672), (1008, 336), (336, 1
 ONEVISION_PINPOINTS = tuple((384 * i, 384 * j) for i in range(1, 7) for j in range(1, 7))
 
 
-class BudgetError(ValueError):
+class BudgetError(UsageError):
     """A checkpoint or an argument we cannot count tokens for; the message is one line naming file and field."""
 
 
@@ -295,7 +297,7 @@ def budget_command(args, console=None) -> int:
         tables = [(spec, [spec.image(w, h) for w, h in sizes or DEFAULT_IMAGE_SIZES]) for spec in specs]
     except BudgetError as e:
         print(f"vibes-eval: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     from rich.console import Console
     from rich.table import Table
 

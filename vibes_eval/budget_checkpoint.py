@@ -11,6 +11,7 @@ import json
 import re
 from pathlib import Path
 
+from vibes_eval import families
 from vibes_eval.budget import (
     _PROJECTOR_KIND,
     FAMILIES,
@@ -21,12 +22,8 @@ from vibes_eval.budget import (
 
 __all__ = ["budget_for_checkpoint", "expand_pinpoints"]
 
-_HF_FAMILIES = {
-    "LlavaForConditionalGeneration": "llava",
-    "LlavaNextForConditionalGeneration": "llava-next",
-    "LlavaNextVideoForConditionalGeneration": "llava-next",
-    "LlavaOnevisionForConditionalGeneration": "llava-onevision",
-}
+_HF_FAMILIES = {a: families.FAMILIES[f].budget_family for a, f in families.HF_ARCHITECTURES.items()}
+"""transformers-native architecture -> budget family (vibes_eval.families)."""
 # What transformers fills in when vision_config names a tower but omits a size: (image_size, patch_size, hidden).
 _TOWER_DEFAULTS = {"clip_vision_model": (224, 32, 768), "siglip_vision_model": (224, 16, 768)}
 
@@ -100,8 +97,8 @@ def budget_for_checkpoint(path: str | Path) -> VisionSpec:
         raise BudgetError(f"{folder}: checkpoint folder not found")
     cfg_path = folder / "config.json"
     cfg = _read_json(cfg_path)
-    # match on mm_vision_tower before model_type: HF and original LLaVA both say "llava"
-    if "mm_vision_tower" in cfg:
+    # the original format before model_type: HF and original LLaVA both say "llava" (families.original_layout)
+    if families.original_layout(cfg, folder):
         return _from_llava_repo(cfg, cfg_path)
     archs = cfg.get("architectures") or [None]
     family = _HF_FAMILIES.get(archs[0])
@@ -210,7 +207,7 @@ def _tower_geometry(tower: str, cfg_path: Path) -> tuple[int, int, bool]:
 
 
 def _from_llava_repo(cfg: dict, cfg_path: Path) -> VisionSpec:
-    tower = cfg["mm_vision_tower"]
+    tower = cfg.get("mm_vision_tower")
     if not isinstance(tower, str) or not tower:
         raise BudgetError(f"{cfg_path}: mm_vision_tower: expected a tower name or path, got {tower!r}")
     image_size, patch_size, has_cls = _tower_geometry(tower, cfg_path)

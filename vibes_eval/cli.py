@@ -1,7 +1,8 @@
 """The `vibes-eval` command: parse, call one function, render, return an exit code.
 
-Exit codes: 0 passed, 1 the gate failed, 2 bad usage or suite, 3 the checkpoint could not
-be evaluated. Heavy imports (torch, transformers) happen inside the commands that need them,
+Exit codes (vibes_eval.errors): 0 passed, 1 the gate failed, 2 bad usage or suite, 3 the
+checkpoint could not be evaluated; a VibesError a command raises becomes one line on stderr
+and its exit code here. Heavy imports (torch, transformers) happen inside the commands that need them,
 so `--help`, `validate`, `budget` and `compare` stay fast.
 """
 
@@ -11,17 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from vibes_eval.errors import EXIT_OK, EXIT_USAGE, Terminated, UsageError, VibesError, exit_code_for, report
+
 __all__ = ["main"]
-
-EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_EVAL = 0, 1, 2, 3
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the program is so that `finally` blocks and atomic writes clean up (exit 143)."""
-
-
-class UsageError(Exception):
-    """Bad input from the user: one line, exit code 2."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -206,12 +199,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return COMMANDS[args.command](args)
-    except UsageError as e:
-        print(f"vibes-eval: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    except VibesError as e:  # one line; errors.exit_code_for maps it to 2 or 3
+        return report(e)
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (console_main): files being written are removed, finished ones stay
         print(f"vibes-eval: {'terminated' if isinstance(e, Terminated) else 'interrupted'}", file=sys.stderr)
-        return 143 if isinstance(e, Terminated) else 130
+        return exit_code_for(e)
 
 
 def console_main() -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from vibes_eval.errors import EXIT_USAGE, UsageError
 from vibes_eval.records import PromptResult, Scorecard, Signal, load_scorecard, worst
 from vibes_eval.render.terminal import STATUS_STYLE, status_counts, terminal_safe, truncate
 from vibes_eval.safety import say, strip_control
@@ -43,7 +44,6 @@ __all__ = [
     "write_compare_html",
 ]
 
-EXIT_USAGE = 2
 HEADLINE_KEYS = ("architecture", "loader", "template", "template_source", "dtype", "device", "visual_tokens", "rendered_prompt")
 HEADLINE_PREFIXES = ("projector.", "parameters.", "versions.")
 """Fingerprint keys listed first, in this order (then `weights`, then the rest as first seen)."""
@@ -51,7 +51,7 @@ DIFF_STYLE = "bold yellow"
 MAX_SCORECARD_BYTES = 64 << 20
 
 
-class CompareError(ValueError):
+class CompareError(UsageError):
     """A report we cannot compare; the message is one line naming the file."""
 
 

@@ -6,7 +6,6 @@ The exit code is 0 when every variant got the verdict it should, 1 otherwise.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 __all__ = ["EXPECTED", "demo_command"]
@@ -28,42 +27,40 @@ def demo_command(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from vibes_eval.cli import main as cli
-    from vibes_eval.run import REPO
+    from vibes_eval.api import EvaluationFailed, evaluate
+    from vibes_eval.resources import bundled_suite, cache_root
+    from vibes_eval.run import write_reports
+    from vibes_eval.suite import load_suite
     from vibes_eval.toy.factory import VARIANTS, build
     from vibes_eval.toy.progress import Bars
 
     out: Path = args.out
     console = Console()
-    console.print(f"[bold]toy zoo[/]: written once from the weights shipped in the package (or trained), cached in {_cache()}")
+    console.print(f"[bold]toy zoo[/]: written once from the weights shipped in the package (or trained), cached in {cache_root()}")
     with Bars.rich() as bars:
         build(out / "zoo", list(VARIANTS), seed=args.seed, log=bars.log, bars=bars)
+    suite = load_suite(bundled_suite("shapes"))
     table = Table(title="vibes-eval demo: the toy zoo through the gate", title_justify="left")
     for col in ("variant", "exit", "verdict", "diagnoses", "as expected"):
         table.add_column(col, no_wrap=col != "diagnoses")
-    ok = True
+    cards = {}
     with Bars.rich() as bars:
         tick = bars.stage("scoring the toy zoo", len(VARIANTS))
-        codes = {}
         for i, name in enumerate(VARIANTS):
-            codes[name] = cli(["run", str(out / "zoo" / name), "--suite", str(REPO / "suites" / "shapes.yaml"),
-                               "--out", str(out / name), "--quiet"])
+            try:
+                cards[name] = evaluate(out / "zoo" / name, suite, tune_malloc=True)
+            except EvaluationFailed as e:  # the scorecard says why
+                cards[name] = e.scorecard
+            write_reports(cards[name], out / name)
             tick(i + 1, name)
-    for name in VARIANTS:
-        report, code = out / name, codes[name]
-        sc = json.loads((report / "scorecard.json").read_text())
-        diagnoses = set(sc["verdict"]["diagnoses"])
+    ok = True
+    for name, sc in cards.items():
+        code, diagnoses = sc.verdict.exit_code, set(sc.verdict.diagnoses)
         want = EXPECTED[name]
         good = (code == 0 and not diagnoses) if not want else (code == 1 and bool(want & diagnoses))
         ok &= good
-        table.add_row(name, str(code), sc["verdict"]["status"], ", ".join(sorted(diagnoses)) or "-",
+        table.add_row(name, str(code), sc.verdict.status.value, ", ".join(sorted(diagnoses)) or "-",
                       "[green]yes[/]" if good else "[red]NO[/]")
     console.print(table)
     console.print(f"what each variant breaks: vibes-eval toy list; reports: {out}/<variant>/scorecard.html")
     return 0 if ok else 1
-
-
-def _cache() -> Path:
-    from vibes_eval.toy.factory import cache_root
-
-    return cache_root()

@@ -12,11 +12,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vibes_eval.errors import ErrorKind
+
 __all__ = [
     "SCHEMA_VERSION",
     "BaselineComparison",
     "BaselineRow",
+    "Diagnosis",
+    "ErrorKind",
     "FingerprintChange",
+    "ProbeName",
     "PromptChange",
     "PromptResult",
     "Request",
@@ -40,6 +45,50 @@ class Status(str, Enum):
     FAIL = "fail"
     ERROR = "error"
     SKIP = "skip"
+
+
+class ProbeName(str, Enum):
+    """Every probe's name, as `Signal.probe` carries it (the verdict reads these, not string literals)."""
+
+    # checkpoint level: the fingerprint
+    PROJECTOR_MISSING = "projector_missing"
+    PROJECTOR_WEIGHTS = "projector_weights"
+    PROJECTOR_NORM = "projector_norm"
+    COLLAPSE = "collapse"
+    # checkpoint level: the collected answers and likelihoods
+    LIKELIHOODS = "likelihoods"
+    """Scoring itself failed (an error signal per failure)."""
+    COUNTERFACTUAL = "counterfactual"
+    IMAGE_GAIN = "image_gain"
+    CROSS_MATCH = "cross_match"
+    LIKELIHOOD = "likelihood"
+    TEMPLATE_FIT = "template_fit"
+    # per answer
+    EMPTY = "empty"
+    LOOPS = "loops"
+    RUNAWAY = "runaway"
+    NONWORDS = "nonwords"
+    TEMPLATE_LEAK = "template_leak"
+    PROMPT_ECHO = "prompt_echo"
+    EXPECT = "expect"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Diagnosis(str, Enum):
+    """What can be wrong with a checkpoint (a suite's `gate.fail_on` names these)."""
+
+    PROJECTOR_DISCONNECTED = "projector_disconnected"
+    IMAGE_BLIND = "image_blind"
+    GIBBERISH = "gibberish"
+    TEMPLATE_MISMATCH = "template_mismatch"
+    IMAGE_TOKEN_MISMATCH = "image_token_mismatch"
+    REFUSAL_MISSING = "refusal_missing"
+    LOAD_ERROR = "load_error"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 _RANK = {Status.SKIP: 0, Status.PASS: 1, Status.WARN: 2, Status.FAIL: 3, Status.ERROR: 4}
@@ -79,6 +128,8 @@ class Response(_Frozen):
     finish: Literal["eos", "length", "error"] = "eos"
     """Why generation stopped: an end-of-sequence token, max_new_tokens, or an error."""
     error: str | None = None
+    error_kind: ErrorKind | None = None
+    """What kind of crash `error` is (vibes_eval.errors.error_kind); set with every error."""
 
 
 class Signal(_Frozen):
@@ -108,6 +159,8 @@ class PromptResult(_Frozen):
     variants: dict[str, str] = Field(default_factory=dict)
     """Answers with counterfactual images: {'blank': ..., 'swap': ...}."""
     error: str | None = None
+    error_kind: ErrorKind | None = None
+    """What kind of crash `error` is; the verdict reads this, never the message."""
     reference: str | None = None
 
 

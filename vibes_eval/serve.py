@@ -32,9 +32,10 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from vibes_eval.errors import command, one_line
 from vibes_eval.limits import MAX_CONCURRENT_SERVE, MAX_PIXELS, MAX_QUESTION_CHARS, ImageTooLarge, open_image
 from vibes_eval.records import Request
-from vibes_eval.safety import say, short, strip_control
+from vibes_eval.safety import short, strip_control
 
 __all__ = ["BODY_TIMEOUT", "MAX_BODY", "MAX_CONNECTIONS", "MAX_TOKENS", "add_serve_parser", "serve", "serve_command"]
 
@@ -76,7 +77,7 @@ class _App:
             "owned_by": "vibes-eval",
             "root": str(getattr(a, "ckpt", "")) or None,
             "template": getattr(a, "template_name", None) or "checkpoint chat template",
-            "loader": getattr(getattr(a, "profile", None), "loader", None),
+            "loader": getattr(a, "loader", None),
         }
 
     def complete(self, body: dict) -> dict:
@@ -118,7 +119,8 @@ class _App:
             with self.lock:
                 resp = self.adapter.generate([req])[0]
         if resp.finish == "error":
-            raise _BadRequest(500, resp.error or "generation failed", "server_error")
+            kind = resp.error_kind.value if resp.error_kind else "server_error"  # the client reads the kind back
+            raise _BadRequest(500, resp.error or "generation failed", kind)
         return {
             "id": "chatcmpl-" + uuid.uuid4().hex[:24],
             "object": "chat.completion",
@@ -360,60 +362,42 @@ def add_serve_parser(subparsers):
     p.add_argument("--model-name", help="the model name clients send (default: the checkpoint folder's name)")
     p.add_argument("--api-key-env", metavar="VAR", help="require the API key held in this environment variable")
     p.add_argument("--adapter", help="adapter profile name or YAML file (default: detected from config.json)")
+    p.add_argument("--base", type=Path, metavar="LLM_DIR", help="the LLM a stage-1 or LoRA output of the original LLaVA repo was trained from")
+    p.add_argument("--vision-tower", type=Path, metavar="DIR", help="a local CLIP vision tower for an original LLaVA repo checkpoint")
     p.add_argument("--template", help="conversation template to answer with (overrides the checkpoint's)")
     p.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda when present)")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="default: bfloat16 on GPU, float32 on CPU")
     return p
 
 
+@command
 def serve_command(args) -> int:
-    """Load the checkpoint, serve it until Ctrl-C. Exit 2 on bad usage, 3 when the checkpoint cannot load."""
+    """Load the checkpoint (any loader, through open_adapter), serve it until Ctrl-C.
+
+    Bad usage: one line, exit 2; a checkpoint that cannot load: one line, exit 3.
+    """
     import os
 
-    from vibes_eval.loaders.detect import CheckpointError, detect
-
-    def fail(message: str, code: int) -> int:
-        say(message)
-        return code
+    from vibes_eval.adapter import AdapterSpec, open_adapter
+    from vibes_eval.errors import UsageError
 
     if not 0 <= args.port <= 65535:
-        return fail(f"--port: {args.port} is not a port number", 2)
+        raise UsageError(f"--port: {args.port} is not a port number")
     api_key = None
     if args.api_key_env:
         api_key = os.environ.get(args.api_key_env)
         if not api_key:
-            return fail(f"--api-key-env: ${args.api_key_env} is not set", 2)
-    if args.template:
-        from vibes_eval.templates import TEMPLATES
-
-        if args.template not in TEMPLATES:
-            return fail(f"--template: unknown template {args.template!r}; known: {', '.join(TEMPLATES)}", 2)
-    try:
-        profile = detect(args.checkpoint, args.adapter)
-    except ValueError as e:
-        return fail(str(e), 2)
-    except CheckpointError as e:
-        return fail(str(e), 3)
-    from vibes_eval.loaders.hf import HFAdapter
-
-    import warnings
-
-    try:
-        with warnings.catch_warnings():  # torch's and transformers' loading warnings: the one line below says what matters
-            warnings.simplefilter("ignore")
-            adapter = HFAdapter(args.checkpoint, profile, device=args.device, dtype=args.dtype, template=args.template, batch_size=1,
-                                  prefix_cache=False)  # one request at a time: nothing to share, and no cache to grow
-    except CheckpointError as e:
-        return fail(str(e), 3)
-    except Exception as e:  # noqa: BLE001 - whatever the loader raised: one line, exit 3, never a traceback
-        from vibes_eval.loaders.failures import load_failure
-
-        return fail(load_failure(args.checkpoint, e), 3)
+            raise UsageError(f"--api-key-env: ${args.api_key_env} is not set")
+    # one request at a time: nothing to share, and no prefix cache to grow
+    spec = AdapterSpec(checkpoint=args.checkpoint, adapter=args.adapter, device=args.device, dtype=args.dtype,
+                       template=args.template, batch_size=1, prefix_cache=False,
+                       base=args.base, vision_tower=args.vision_tower)
+    adapter = open_adapter(spec)
     try:
         server, thread = serve(adapter, args.host, args.port, model_name=args.model_name, api_key=api_key,
                                log=lambda line: print(line, file=sys.stderr))
     except OSError as e:  # port in use, or an address this machine does not have
-        return fail(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}", 2)
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
     host, port = server.server_address[:2]
     host = f"[{host}]" if ":" in host else host
     name = server.app.model_name  # type: ignore[attr-defined]

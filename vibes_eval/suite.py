@@ -21,7 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from pydantic import field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from vibes_eval.errors import EXIT_USAGE, SuiteError
 from vibes_eval.limits import MAX_NEW_TOKENS, MAX_PIXELS, MAX_SUITE_BYTES
+from vibes_eval.records import Diagnosis
 from vibes_eval.safety import short, strip_control
 from vibes_eval.suite_yaml import YamlTooLarge, load_yaml
 
@@ -42,24 +44,7 @@ __all__ = [
 Category = Literal["captioning", "vqa", "reasoning", "refusal"]
 CATEGORIES: tuple[str, ...] = ("captioning", "vqa", "reasoning", "refusal")
 STANDARD_MIX: dict[str, int] = {"captioning": 3, "vqa": 3, "reasoning": 2, "refusal": 2}
-DIAGNOSES: tuple[str, ...] = (
-    "projector_disconnected",
-    "image_blind",
-    "gibberish",
-    "template_mismatch",
-    "image_token_mismatch",
-    "refusal_missing",
-    "load_error",
-)
-
-
-class SuiteError(ValueError):
-    """A suite that cannot be used. `str()` is one line: `file: field: problem`."""
-
-    def __init__(self, message: str, problems: list[str] | None = None):
-        super().__init__(message)
-        self.problems = problems or [message]
-        """Every problem found, one line each (the message names the first)."""
+DIAGNOSES: tuple[str, ...] = tuple(d.value for d in Diagnosis)
 
 
 def _problem(template: str, **ctx: Any) -> PydanticCustomError:
@@ -443,7 +428,7 @@ def validate_command(path: str) -> int:
         suite = load_suite(path)
     except SuiteError as e:
         print(strip_control(str(e), newlines=False), file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     mix = ", ".join(f"{c} {n}" for c, n in suite.counts().items())
     print(strip_control(f"OK: {suite.name}: {len(suite.prompts)} prompts ({mix})", newlines=False))
     for warning in suite.warnings():

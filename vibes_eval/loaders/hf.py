@@ -13,7 +13,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from vibes_eval.loaders.detect import CheckpointError, Profile, read_config
+from vibes_eval.errors import CheckpointError, ErrorKind, error_kind, one_line
+from vibes_eval.families import prefix_path
+from vibes_eval.loaders.base import Adapter, AdapterSpec
+from vibes_eval.loaders.detect import Detection, Profile, read_config
 from vibes_eval.loaders.weight_files import check_weights, hash_weights
 from vibes_eval.records import Request, Response
 from vibes_eval.template_guard import TemplateTooCostly, check_processor_template
@@ -35,9 +38,6 @@ def load_image(path: Path, variant: str = "real"):
     return im
 
 
-def _error(e: BaseException) -> str:
-    """`Type: first line of the message`, as a Response's error."""
-    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
 
 
 def tune_cpu_malloc() -> bool:
@@ -85,11 +85,18 @@ def load_kwargs(device: str | None, dtype: str | None) -> tuple[str, str, dict]:
     return device, dtype, kwargs
 
 
-class HFAdapter:
+class HFAdapter(Adapter):
     """A transformers-native LLaVA-family checkpoint behind the Adapter interface."""
 
+    loader = "hf"
     supports_scoring = True
     """Teacher-forced log-likelihoods are available (a server adapter may not have them)."""
+
+    @classmethod
+    def open(cls, spec: AdapterSpec, detection: Detection | None, profile: Profile) -> HFAdapter:
+        return cls(spec.checkpoint, profile, device=spec.device, dtype=spec.dtype, template=spec.template,
+                   batch_size=spec.batch_size, prefix_cache=spec.prefix_cache,
+                   config=detection.config if detection is not None else None)
 
     def __init__(
         self,
@@ -101,14 +108,16 @@ class HFAdapter:
         template: str | None = None,
         batch_size: int | None = None,
         prefix_cache: bool = True,
+        config: dict | None = None,
     ):
+        """Load `ckpt` with `profile`; `config` is its config.json when detection already read it."""
         import torch
         import transformers
 
         self.ckpt = Path(ckpt)
         self.profile = profile
         self.batch_size = batch_size  # None: 32 with shared prefixes (capped by GPU memory), else 16
-        cfg = read_config(self.ckpt)
+        cfg = read_config(self.ckpt) if config is None else config
         arch = (cfg.get("architectures") or ["?"])[0]
         cls = getattr(transformers, arch, None)
         if cls is None:
@@ -135,7 +144,7 @@ class HFAdapter:
         try:
             model, info = cls.from_pretrained(self.ckpt, output_loading_info=True, **kwargs)
         except (OSError, ValueError, RuntimeError, KeyError) as e:
-            raise CheckpointError(f"{self.ckpt}: cannot load: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+            raise CheckpointError(f"{self.ckpt}: cannot load: {one_line(e)}") from None
         if "device_map" not in kwargs:
             model.to(device)
         self._setup(model, processor, info, device=device, dtype=want, template=template, prefix_cache=prefix_cache)
@@ -166,7 +175,7 @@ class HFAdapter:
             except TemplateTooCostly as e:
                 raise CheckpointError(f"{getattr(self, 'ckpt', 'checkpoint')}: chat_template: {e}") from None
         self._prefix = None
-        if prefix_cache and self.model.config.model_type == "llava":  # one image, a fixed token count: prefixes are shared
+        if prefix_cache and prefix_path(self.model.config.model_type):  # one image, a fixed token count: prefixes are shared
             from vibes_eval.loaders.prefix import PrefixEngine
 
             self.batch_size = self.batch_size or 32
@@ -216,13 +225,14 @@ class HFAdapter:
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos if eos is not None else tok.eos_token_id])
         rows: list = [None] * len(requests)
-        failed: dict[int, str] = {}
+        failed: dict[int, tuple[str, ErrorKind]] = {}
         if self._prefix is not None:
             for i, r in enumerate(requests):
                 try:
                     rows[i] = self._prefix.split(r)
                 except Exception as e:  # an unreadable image or prompt: this request is an error, the others go on
-                    failed[i] = _error(e)
+                    kind = ErrorKind.IMAGE_UNREADABLE if isinstance(e, OSError) else error_kind(e)
+                    failed[i] = (one_line(e), kind)
             todo = [i for i in range(len(requests)) if i not in failed]
             positions = max((len(rows[i].prefix) + len(rows[i].tail) + requests[i].max_new_tokens for i in todo), default=1)
             plan = [[todo[k] for k in b] for b in self._prefix.batches(
@@ -230,8 +240,9 @@ class HFAdapter:
         else:
             order = sorted(range(len(requests)), key=lambda i: requests[i].max_new_tokens)
             plan = [order[k : k + self.batch_size] for k in range(0, len(order), self.batch_size)]
-        for i, msg in failed.items():
-            out[i] = Response(prompt_id=requests[i].prompt_id, variant=requests[i].variant, finish="error", error=msg)
+        for i, (msg, kind) in failed.items():
+            out[i] = Response(prompt_id=requests[i].prompt_id, variant=requests[i].variant, finish="error", error=msg,
+                              error_kind=kind)
         for idx in plan:
             batch = [requests[i] for i in idx]
             limit = max(r.max_new_tokens for r in batch)
@@ -246,7 +257,8 @@ class HFAdapter:
                     new = gen[:, enc["input_ids"].shape[1] :].tolist()
             except Exception as e:  # the model crashed: every prompt of the batch is an error, not an empty answer
                 for i, r in zip(idx, batch):
-                    out[i] = Response(prompt_id=r.prompt_id, variant=r.variant, finish="error", error=_error(e))
+                    out[i] = Response(prompt_id=r.prompt_id, variant=r.variant, finish="error", error=one_line(e),
+                                      error_kind=error_kind(e))
                 continue
             for i, r, ids in zip(idx, batch, new):
                 cut = next((k for k, t in enumerate(ids) if t in eos_ids), None)
@@ -300,7 +312,7 @@ class HFAdapter:
         return out
 
     def describe(self, sample_images: list[Path] | None = None) -> dict:
-        """The fingerprint: what was loaded and how (see DESIGN.md, 'fingerprint')."""
+        """The fingerprint: what was loaded and how (docs/architecture.md, 'The fingerprint')."""
         import torch
         import transformers
 

@@ -24,7 +24,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from vibes_eval.loaders.detect import CheckpointError, Profile, read_config
+from vibes_eval.errors import CheckpointError
+from vibes_eval.loaders.base import AdapterSpec
+from vibes_eval.loaders.detect import Detection, Profile, read_config
 from vibes_eval.loaders.failures import tokenizer_packages
 from vibes_eval.loaders.hf import HFAdapter, load_kwargs
 from vibes_eval.loaders.llava_parts import ASPECTS, build_processor, hf_target, load_tower
@@ -106,6 +108,18 @@ def _has_tokenizer(folder: Path) -> bool:
 class LlavaRepoAdapter(HFAdapter):
     """An original-format LLaVA checkpoint (full, stage-1 or LoRA) behind the Adapter interface."""
 
+    loader = "llava_repo"
+
+    @classmethod
+    def check_spec(cls, spec: AdapterSpec, detection: Detection | None) -> None:
+        """--base and --vision-tower are this loader's own options: nothing to refuse."""
+
+    @classmethod
+    def open(cls, spec: AdapterSpec, detection: Detection | None, profile: Profile) -> LlavaRepoAdapter:
+        return cls(spec.checkpoint, profile, base=spec.base, vision_tower=spec.vision_tower, device=spec.device,
+                   dtype=spec.dtype, template=spec.template, batch_size=spec.batch_size, prefix_cache=spec.prefix_cache,
+                   config=detection.config if detection is not None else None)
+
     def __init__(
         self,
         ckpt: Path,
@@ -117,6 +131,8 @@ class LlavaRepoAdapter(HFAdapter):
         dtype: str | None = None,
         template: str | None = None,
         batch_size: int | None = None,
+        prefix_cache: bool = True,
+        config: dict | None = None,
     ):
         import transformers
 
@@ -125,7 +141,7 @@ class LlavaRepoAdapter(HFAdapter):
         self.batch_size = batch_size
         self.base = Path(base) if base else None
         cfg_path = self.ckpt / "config.json"
-        cfg = read_config(self.ckpt)
+        cfg = read_config(self.ckpt) if config is None else config
         self.layout = find_layout(self.ckpt)
         self._check_base(cfg)
         opts = self._options(cfg, cfg_path)
@@ -148,7 +164,7 @@ class LlavaRepoAdapter(HFAdapter):
         self._pad_color = tuple(int(x * 255) for x in bg) if opts["aspect"] == "pad" else None
 
         name, source = self._template(template)
-        self._setup(model, processor, info, device=device, dtype=want, template=name)
+        self._setup(model, processor, info, device=device, dtype=want, template=name, prefix_cache=prefix_cache)
         self.template_source = source
 
     # -- validation of the config, one line per problem --------------------------------------

@@ -27,8 +27,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from vibes_eval.errors import CheckpointError, ErrorKind, RemoteError, UsageError, one_line
 from vibes_eval.limits import MAX_ANSWER_CHARS, MAX_RESPONSE_BYTES
-from vibes_eval.loaders.detect import CheckpointError, Profile
+from vibes_eval.loaders.base import Adapter, AdapterSpec
+from vibes_eval.loaders.detect import Detection, Profile
 from vibes_eval.loaders.exchange import Exchange, TooLarge
 from vibes_eval.records import Request, Response
 from vibes_eval.safety import redact, redact_deep, register_secret, short, url_without_userinfo
@@ -45,27 +47,15 @@ RETRY_AFTER_CAP = 20.0  # seconds: a server's Retry-After beyond this is not wor
 _FINISH = {"stop": "eos", "eos": "eos", "length": "length"}
 
 
-class RemoteError(Exception):
-    """One failed HTTP exchange, worded `HTTP 404 from URL: message` (or `cannot connect to URL: why`)."""
-
-    def __init__(self, message: str, *, status: int | None = None, retry: bool = False, retry_after: float | None = None,
-                 timed_out: bool = False):
-        super().__init__(message)
-        self.timed_out = timed_out
-        self.status = status
-        self.retry = retry
-        self.retry_after = retry_after
-
-
 def api_root(base_url: str) -> str:
     """`base_url` without a trailing slash or `/v1`: 'http://h:8000/v1/' -> 'http://h:8000'.
 
     Raises:
-        ValueError: not an http(s) URL (a usage error).
+        UsageError: not an http(s) URL (a ValueError; exit 2).
     """
     url = (base_url or "").strip().rstrip("/")
     if not url.lower().startswith(("http://", "https://")) or len(url.split("://", 1)[1]) == 0:
-        raise ValueError(f"--base-url: expected an http:// or https:// URL, got {base_url!r}")
+        raise UsageError(f"--base-url: expected an http:// or https:// URL, got {base_url!r}")
     return url[: -len("/v1")] if url.endswith("/v1") else url
 
 
@@ -86,17 +76,58 @@ def _server_message(body: bytes) -> str:
     return short(err if isinstance(err, str) else json.dumps(err if err is not None else data, default=str)[:1200], 300)
 
 
+_KINDS = {k.value: k for k in ErrorKind}
+
+
+def _server_code(body: bytes) -> str | None:
+    """OpenAI's {"error": {"code": ...}}, if the body has one."""
+    try:
+        err = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        return None
+    code = err.get("code") if isinstance(err, dict) else None
+    return code if isinstance(code, str) else None
+
+
 def _encode_png(image) -> str:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-class OpenAIAdapter:
+class OpenAIAdapter(Adapter):
     """A model behind an OpenAI-compatible chat-completions server, behind the Adapter interface."""
 
+    loader = "openai"
+    supports_templates = False
+    needs_checkpoint = False
     template_name = None
     """The server applies its own chat template; we cannot see or change it."""
+    device = "remote"
+
+    @classmethod
+    def check_spec(cls, spec: AdapterSpec, detection: Detection | None) -> None:
+        """A server decides template, device and dtype; it needs --base-url and --model."""
+        super().check_spec(spec, detection)
+        for flag, value in (("--template", spec.template), ("--device", spec.device), ("--dtype", spec.dtype)):
+            if value:
+                raise UsageError(f"{flag}: not available with --adapter openai (the server decides it)")
+        if not spec.base_url or not spec.model:
+            raise UsageError("--adapter openai needs --base-url URL and --model NAME")
+
+    @classmethod
+    def opening_message(cls, spec: AdapterSpec, profile: Profile) -> str:
+        return f"connecting to {url_without_userinfo(spec.base_url or '')} ({spec.model})"
+
+    @classmethod
+    def open(cls, spec: AdapterSpec, detection: Detection | None, profile: Profile) -> OpenAIAdapter:
+        return cls(spec.base_url, spec.model, profile,
+                   concurrency=DEFAULT_CONCURRENCY if spec.concurrency is None else spec.concurrency,
+                   timeout=DEFAULT_TIMEOUT if spec.timeout is None else spec.timeout)
+
+    @property
+    def name(self) -> str:
+        return self.model
 
     def __init__(
         self,
@@ -123,21 +154,21 @@ class OpenAIAdapter:
             backoff: seconds before the first retry; doubles each time.
 
         Raises:
-            ValueError: a bad argument (a usage error).
+            UsageError: a bad argument (a ValueError; exit 2).
             CheckpointError: the server cannot be reached, or refuses the API key (one line naming the URL).
         """
         if not model:
-            raise ValueError("--model: the model name the server serves is required")
+            raise UsageError("--model: the model name the server serves is required")
         if concurrency < 1 or timeout <= 0 or tries < 1:
-            raise ValueError("--concurrency and --timeout must be positive")
+            raise UsageError("--concurrency and --timeout must be positive")
         root = api_root(base_url)
         parts = urllib.parse.urlsplit(root)
         try:
             self._host, self._port = parts.hostname, parts.port
         except ValueError as e:
-            raise ValueError(f"--base-url: {e}") from None
+            raise UsageError(f"--base-url: {e}") from None
         if not self._host:
-            raise ValueError("--base-url: no host in the URL")
+            raise UsageError("--base-url: no host in the URL")
         self._https = parts.scheme.lower() == "https"
         self.root = url_without_userinfo(root)  # what is shown and recorded: never user:password@
         self.base_url = self.root + "/v1"
@@ -204,7 +235,7 @@ class OpenAIAdapter:
             except ValueError:  # an HTTP date: rare; our own backoff will do
                 wait = None
             raise RemoteError(redact(f"HTTP {status} from {url}: {_server_message(body)}{hint}"), status=status,
-                              retry=status == 429 or status >= 500, retry_after=wait)
+                              retry=status == 429 or status >= 500, retry_after=wait, code=_server_code(body))
         try:
             return json.loads(body)
         except (ValueError, RecursionError):
@@ -224,7 +255,7 @@ class OpenAIAdapter:
                     if e.timed_out:
                         self._unanswered += 1
                     if e.retry and self.tries > 1:
-                        raise RemoteError(f"{e} (after {self.tries} tries)", status=e.status) from None
+                        raise RemoteError(f"{e} (after {self.tries} tries)", status=e.status, code=e.code) from None
                     raise
                 wait = self.backoff * 2**attempt
                 if e.retry_after is not None:
@@ -276,15 +307,16 @@ class OpenAIAdapter:
         return self._images[key]
 
     def _one(self, r: Request) -> Response:
-        def error(msg: str) -> Response:
-            return Response(prompt_id=r.prompt_id, variant=r.variant, finish="error", error=msg)
+        def error(msg: str, kind: ErrorKind = ErrorKind.REMOTE) -> Response:
+            return Response(prompt_id=r.prompt_id, variant=r.variant, finish="error", error=msg, error_kind=kind)
 
         if r.template:
-            return error(f"template {r.template!r} was asked for, but the server applies its own chat template")
+            return error(f"template {r.template!r} was asked for, but the server applies its own chat template", ErrorKind.UNSUPPORTED)
         try:
             uri = self._image_uri(r.image, r.variant)
         except Exception as e:  # noqa: BLE001 - an unreadable image is this prompt's error, not the run's
-            return error(f"{r.image}: cannot read image: {type(e).__name__}: {short(str(e).splitlines()[0] if str(e) else '', 200)}")
+            return error(f"{r.image}: cannot read image: {type(e).__name__}: {short(str(e).splitlines()[0] if str(e) else '', 200)}",
+                         ErrorKind.IMAGE_UNREADABLE)
         payload = {
             "model": self.model,
             "messages": [{"role": "user", "content": [
@@ -298,8 +330,8 @@ class OpenAIAdapter:
             payload["stop"] = list(self.profile.stop_strings)
         try:
             data = self._call_with_retries("POST", "/chat/completions", payload)
-        except RemoteError as e:
-            return error(str(e))
+        except RemoteError as e:  # `vibes-eval serve` names the kind of a crash in the error's `code`
+            return error(str(e), _KINDS.get(e.code or "", ErrorKind.REMOTE))
         return _parse_answer(r, data, f"{self.base_url}/chat/completions")
 
     def generate(self, requests: list[Request]) -> list[Response]:
@@ -349,7 +381,7 @@ class OpenAIAdapter:
             raise
 
     def describe(self, sample_images: list[Path] | None = None) -> dict:
-        """The fingerprint: which server and model, as far as the server tells (see DESIGN.md, 'fingerprint')."""
+        """The fingerprint: which server and model, as far as the server tells (docs/architecture.md, 'The fingerprint')."""
         from vibes_eval import __version__
 
         fp = {
@@ -375,7 +407,8 @@ class OpenAIAdapter:
 def _parse_answer(r: Request, data: Any, url: str) -> Response:
     """The Response in a chat.completion body; anything malformed is an error on this prompt only."""
     def error(msg: str) -> Response:
-        return Response(prompt_id=r.prompt_id, variant=r.variant, finish="error", error=redact(msg))
+        return Response(prompt_id=r.prompt_id, variant=r.variant, finish="error", error=redact(msg),
+                        error_kind=ErrorKind.REMOTE)
 
     choices = data.get("choices") if isinstance(data, dict) else None
     choice = choices[0] if isinstance(choices, list) and choices else None

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from vibes_eval.errors import ImageTokenMismatch
 from vibes_eval.records import Request
 
 __all__ = ["PrefixEngine", "Row"]
@@ -191,7 +192,7 @@ class PrefixEngine:
         ids = torch.tensor([row.prefix], device=self.model.device)
         mask = ids == self.image_id
         if int(mask.sum()) != feats.shape[0]:
-            raise ValueError(f"Image features and image tokens do not match: tokens: {int(mask.sum())}, features {feats.shape[0]}")
+            raise ImageTokenMismatch(f"Image features and image tokens do not match: tokens: {int(mask.sum())}, features {feats.shape[0]}")
         with torch.inference_mode():
             emb = self.model.get_input_embeddings()(ids)
             emb = emb.masked_scatter(mask.unsqueeze(-1).expand_as(emb), feats.to(emb.device, emb.dtype))

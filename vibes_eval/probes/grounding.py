@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import re
 
+from vibes_eval import thresholds
 from vibes_eval.records import Signal, Status
 
 __all__ = [
@@ -39,15 +40,15 @@ __all__ = [
     "similarity",
 ]
 
-SAME_FAIL = 0.8  # mean similarity to the counterfactual answers at which the model looks image-blind
-GAIN_FAIL = 0.5  # nats per token; below this the real image explains the references no better than a blank one
-CROSS_MATCH_ALPHA = 0.01  # cross-match passes when a blind model would rank its own images this well with p <= this
+# the thresholds live in vibes_eval.thresholds (the README's table and bench/detection.py read them too)
+SAME_FAIL = thresholds.COUNTERFACTUAL_SAME.value
+GAIN_FAIL = thresholds.IMAGE_GAIN.value
+CROSS_MATCH_ALPHA = thresholds.CROSS_MATCH_ALPHA.value
 CROSS_MATCH_K = 8  # other images each reference is compared with (a fixed, seeded, symmetric sample)
-TEMPLATE_MARGIN = 1.0  # nats per token by which another template must beat the one in use
-LIKELIHOOD_FAIL = -4.0  # nats per token; references this unlikely under the real image: the LLM is broken
-MISMATCH_STRUCTURE = 2.5  # nats per token; best-vs-median image spread that marks a suite with mismatched images
-# what the healthy toy shows (bench/detection.py), quoted in reasons so a number has a scale
-HEALTHY_TOY = {"image_gain": 2.4, "cross_match": 0.88, "counterfactual": 0.41, "likelihood": -0.0}
+TEMPLATE_MARGIN = thresholds.TEMPLATE_MARGIN.value
+LIKELIHOOD_FAIL = thresholds.LIKELIHOOD.value
+MISMATCH_STRUCTURE = thresholds.MISMATCH_STRUCTURE.value
+HEALTHY_TOY = thresholds.HEALTHY_TOY
 
 
 def _norm(text: str) -> str:

@@ -2,18 +2,20 @@
 
 They read the fingerprint only (numbers the Adapter measured at load time), so they are
 pure functions. Projector norms depend on the initialisation scale, so they are evidence
-for a diagnosis, never a diagnosis by themselves (DESIGN.md §8).
+for a diagnosis, never a diagnosis by themselves: only missing or all-zero / non-finite
+projector tensors are decisive on their own (see verdict.py).
 """
 
 from __future__ import annotations
 
+from vibes_eval import thresholds
 from vibes_eval.records import Signal, Status
 
 __all__ = ["COLLAPSE_SPREAD", "probe_collapse", "probe_projector_missing", "probe_projector_norm",
            "probe_projector_weights", "run_loader_probes"]
 
-COLLAPSE_SPREAD = 1e-3  # visual tokens that differ between images by less than this share are collapsed
-NORM_RATIO_LOW = 0.05  # visual tokens this much smaller than text embeddings carry next to nothing
+COLLAPSE_SPREAD = thresholds.COLLAPSE_SPREAD.value  # the thresholds live in vibes_eval.thresholds
+NORM_RATIO_LOW = thresholds.NORM_RATIO_LOW.value
 
 
 def probe_projector_missing(fp: dict) -> Signal:

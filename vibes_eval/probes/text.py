@@ -2,7 +2,7 @@
 
 Every probe here is a pure function `(response, question, max_new_tokens) -> Signal`, so the
 runner can loop over `TEXT_PROBES` without knowing any of them. They catch the symptoms that
-need no image at all (DESIGN.md section 4): empty answers, decoding loops, answers that run to
+need no image at all: empty answers, decoding loops, answers that run to
 max_new_tokens, gibberish, chat-template role tags in the answer, and the question echoed back.
 
 A crashed generation (`finish == "error"`) is reported once, as an ERROR from `empty`; the
@@ -275,7 +275,7 @@ def _known_words() -> frozenset[str] | None:
     if spec is None or not spec.origin:
         return None
     data = Path(spec.origin).parent / "data" / "large_en.msgpack.gz"
-    from vibes_eval.toy.factory import cache_root
+    from vibes_eval.resources import cache_root
 
     st = data.stat() if data.is_file() else None
     cached = cache_root() / f"lexicon-en-{st.st_size}-{int(st.st_mtime)}.txt" if st else None

@@ -16,7 +16,7 @@ __all__ = ["LLAVA_15_TEMPLATE", "MISTRAL_TEMPLATE", "PATCH_SIZE", "TOY_GEOMETRY"
 
 PATCH_SIZE = 16
 
-# Verbatim llava-hf/llava-1.5-7b-hf chat template (see shared/reference/configs).
+# Verbatim llava-hf/llava-1.5-7b-hf chat template (its chat_template.json; tests/fixtures/reference_configs).
 LLAVA_15_TEMPLATE = (
     "{% for message in messages %}{% if message['role'] != 'system' %}{{ message['role'].upper() + ': '}}{% endif %}"
     "{# Render all images first #}{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}"

@@ -34,7 +34,7 @@ SIZES: dict[str, dict[str, int]] = {
               "text_hidden": 256, "text_intermediate": 688, "text_layers": 2, "text_heads": 4, "vocab_size": 0},
     "bench-512": {**_CLIP_336, "vision_hidden": 512, "vision_intermediate": 2048, "vision_layers": 4, "vision_heads": 8,
                   "text_hidden": 512, "text_intermediate": 1376, "text_layers": 4, "text_heads": 8, "vocab_size": 0},
-    # config.json of llava-hf/llava-1.5-7b-hf (shared/reference/configs) and its Vicuna-7B text model
+    # config.json of llava-hf/llava-1.5-7b-hf (tests/fixtures/reference_configs) and its Vicuna-7B text model
     "llava-1.5-7b": {**_CLIP_336, "vision_hidden": 1024, "vision_intermediate": 4096, "vision_layers": 24, "vision_heads": 16,
                      "text_hidden": 4096, "text_intermediate": 11008, "text_layers": 32, "text_heads": 32, "vocab_size": 32064},
 }

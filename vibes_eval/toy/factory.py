@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from vibes_eval.resources import TOY_MARKER, cache_root
+
 __all__ = ["FACTORY_VERSION", "TOY_MARKER", "VARIANTS", "build", "build_zoo", "cache_root", "write_variants"]
 
 # Bump when anything that changes the trained weights changes: the cache is keyed by it.
@@ -30,7 +32,7 @@ VARIANTS: dict[str, str] = {
     "wrong-template": "healthy weights with another family's (llava-v1.6-mistral) chat template",
 }
 
-# Training budget (steps of batch 64) and data sizes; measured in the issue note.
+# Training budget (steps of batch 64) and data sizes (tuned so every variant is told apart; see tests/test_toy.py).
 RECIPE = {
     "train_scenes": 3000,
     "heldout_scenes": 150,
@@ -41,13 +43,7 @@ RECIPE = {
     "blind_stage2_steps": 150,
     "batch": 64,
 }
-TOY_MARKER = "vibes-eval-toy.json"
 GIBBERISH_NOISE = 3.0  # noise std as a multiple of each LLM tensor's own std (1.0 left colour at 0.88)
-
-
-def cache_root() -> Path:
-    """Where trained zoos are kept: `$VIBES_EVAL_CACHE`, else `~/.cache/vibes-eval`."""
-    return Path(os.environ.get("VIBES_EVAL_CACHE") or Path.home() / ".cache" / "vibes-eval")
 
 
 def zoo_dir(seed: int = 0) -> Path:

@@ -1,0 +1,1 @@
+"""Package data: the adapter profiles (YAML); read with importlib.resources."""

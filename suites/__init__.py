@@ -1,0 +1,1 @@
+"""Package data: the bundled suites (YAML) and their images; read with importlib.resources."""
