@@ -24,7 +24,8 @@ def test_an_open_adapter_is_evaluated_and_the_scorecard_round_trips(shapes, tmp_
     assert isinstance(sc, Scorecard) and sc.checkpoint == "fake" and sc.suite["name"] == "shapes"
     assert sc.verdict.exit_code == 0 and len(sc.prompts) == 10
     write_reports(sc, tmp_path / "r")
-    assert Scorecard.model_validate_json((tmp_path / "r" / "scorecard.json").read_text()) == sc
+    saved = Scorecard.model_validate_json((tmp_path / "r" / "scorecard.json").read_text())
+    assert saved.run_id and saved.model_copy(update={"run_id": None}) == sc  # write_reports stamps the run id
 
 
 def test_gate_overrides_apply_to_this_run_only(shapes):

@@ -19,7 +19,6 @@ nothing from the package: every other module may import it.
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from enum import Enum
 from typing import TypeVar

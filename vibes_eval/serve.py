@@ -32,7 +32,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from vibes_eval.errors import command, one_line
+from vibes_eval.errors import command
 from vibes_eval.limits import MAX_CONCURRENT_SERVE, MAX_PIXELS, MAX_QUESTION_CHARS, ImageTooLarge, open_image
 from vibes_eval.records import Request
 from vibes_eval.safety import short, strip_control

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from vibes_eval.errors import CheckpointError, ErrorKind, RemoteError, UsageError, one_line
+from vibes_eval.errors import CheckpointError, ErrorKind, RemoteError, UsageError
 from vibes_eval.limits import MAX_ANSWER_CHARS, MAX_RESPONSE_BYTES
 from vibes_eval.loaders.base import Adapter, AdapterSpec
 from vibes_eval.loaders.detect import Detection, Profile

@@ -17,8 +17,17 @@ __all__ = ["render_compare_html", "write_compare_html"]
 def render_compare_html(scorecards: list[Scorecard], only_diff: bool = False, *, labels=None, thumbnails: bool = True,
                         sources=None) -> str:
     """The comparison as one self-contained HTML string (see `write_compare_html`)."""
-    from vibes_eval.compare import column_labels, fingerprint_diff, prompt_rows, signal_rows, verdict_rows, worst_exit_code
-    from vibes_eval.render.html import _environment  # its autoescape + URL-free finalize, shared
+    from vibes_eval.compare_rows import (
+        column_labels,
+        fingerprint_diff,
+        prompt_rows,
+        signal_rows,
+        verdict_rows,
+        worst_exit_code,
+    )
+    from vibes_eval.render.html import (
+        _environment,  # its autoescape + URL-free finalize, shared
+    )
     from vibes_eval.render.thumbs import allowed_roots
 
     labels = labels or column_labels(scorecards)
