@@ -28,6 +28,10 @@ concentrates on an answer's first tokens (measured on the toy zoo: the wrong-tem
 2.14 nats/token with the 4 shortest of 8 references, 1.68 with all 8)."""
 
 
+NO_LIKELIHOODS = "The adapter cannot return log-likelihoods (e.g. a server without prompt logprobs): skipped."
+NO_TEMPLATES = "The adapter applies its own chat template (a server): no other template can be tried; skipped."
+
+
 class Need:
     """What a checkpoint-level probe needs from the evidence (see `Evidence.has`)."""
 
@@ -64,6 +68,8 @@ class Evidence:
     """The template asked with (`checkpoint`: the checkpoint's own chat template)."""
     errors: list[str] = field(default_factory=list)
     """Why scoring failed, one line each."""
+    unavailable: dict[str, str] = field(default_factory=dict)
+    """Need -> why the adapter cannot provide it (a probe needing it is reported skipped with this reason)."""
 
     def has(self, need: str) -> bool:
         """Whether the evidence holds what `need` names."""
@@ -233,5 +239,9 @@ def collect(
         ev.scoring = adapter.supports_scoring
         ev.templates = templates and adapter.supports_templates
         ev.in_use = adapter.template_name or "checkpoint"
+        if not ev.scoring:
+            ev.unavailable[Need.LIKELIHOODS] = NO_LIKELIHOODS
+        if templates and not adapter.supports_templates:
+            ev.unavailable[Need.TEMPLATES] = NO_TEMPLATES
         _likelihoods(ev, suite, adapter, ask, tick)
     return ev

@@ -23,9 +23,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from vibes_eval.errors import EXIT_USAGE
+
 __all__ = ["Watcher", "add_watch_parsers", "complete", "trend_command", "watch_command"]
 
-EXIT_USAGE = 2
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 _WEIGHTS = (".safetensors", ".bin", ".pt", ".pth")
 _FILES_LOOKED_AT = 10_000

@@ -82,9 +82,9 @@ class VibesCallback(TrainerCallback):
         unknown = [d for d in stop_on if d not in _known_diagnoses()]
         if unknown:
             raise ValueError(f"VibesCallback: stop_on: unknown diagnosis {unknown[0]!r}; known: {', '.join(_known_diagnoses())}")
-        from vibes_eval.run import REPO
+        from vibes_eval.resources import bundled_suite
 
-        self.suite = suite if isinstance(suite, Suite) else load_suite(Path(suite) if suite else REPO / "suites" / "default.yaml")
+        self.suite = suite if isinstance(suite, Suite) else load_suite(Path(suite) if suite else bundled_suite("default"))
         self.baseline = None
         if baseline is not None:
             from vibes_eval.baseline import check_suite, load_baseline

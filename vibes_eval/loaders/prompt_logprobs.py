@@ -150,7 +150,7 @@ def mean_answer_logprob(full: list[float | None], answer_tokens: int) -> float |
 
 def probe_support(call: Callable[[dict], Any], model: str, image_uri: str) -> tuple[bool, str]:
     """Ask once, with a small grey image: (whether the server returns prompt log-probabilities, a note for the fingerprint)."""
-    from vibes_eval.loaders.openai import RemoteError
+    from vibes_eval.errors import RemoteError
 
     try:
         full = parse_prompt_logprobs(call(scoring_payload(model, image_uri, "?", None)))
@@ -170,7 +170,7 @@ def score_over_server(call: Callable[[dict], Any], image_uri: Callable[[Any, str
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from vibes_eval.loaders.openai import RemoteError
+    from vibes_eval.errors import RemoteError
 
     rows = [i for i, r in enumerate(requests) if targets[i] and targets[i].strip()]
     first: dict[tuple[str, str, str | None], int] = {}

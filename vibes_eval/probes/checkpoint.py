@@ -1,8 +1,8 @@
 """Checkpoint-level probes: registered functions of the Evidence, each declaring what it needs.
 
 `CHECKPOINT_PROBES` lists them in the order their signals are reported. A probe whose needs the
-evidence does not meet is left out, or, when the missing need has a reason to give
-(`SKIP_REASONS`: the adapter cannot score), reported as skipped with that reason. To add a
+evidence does not meet is left out (grounding off), or, when the adapter cannot provide it
+(`Evidence.unavailable`: no likelihoods, no other templates), reported as skipped with the reason. To add a
 probe: a pure function in probes/ (numbers in, Signal out), a name in `records.ProbeName`, and
 one `@checkpoint_probe(...)` registration here; the verdict reads its signal by that name.
 """
@@ -16,12 +16,7 @@ from vibes_eval.evidence import Evidence, Need
 from vibes_eval.probes import grounding, loader
 from vibes_eval.records import ProbeName, Signal, Status
 
-__all__ = ["CHECKPOINT_PROBES", "SKIP_REASONS", "CheckpointProbe", "checkpoint_probe", "run_checkpoint_probes"]
-
-SKIP_REASONS = {
-    Need.LIKELIHOODS: "The adapter cannot return log-likelihoods (e.g. a server without prompt logprobs): skipped.",
-}
-"""A missing need that is worth a SKIP signal (the others leave the probe out silently)."""
+__all__ = ["CHECKPOINT_PROBES", "CheckpointProbe", "checkpoint_probe", "run_checkpoint_probes"]
 
 
 @dataclass(frozen=True)
@@ -58,8 +53,8 @@ def run_checkpoint_probes(ev: Evidence, probes: list[CheckpointProbe] | None = N
         missing = next((n for n in probe.needs if not ev.has(n)), None)
         if missing is None:
             signals += probe.run(ev)
-        elif missing in SKIP_REASONS:
-            signals.append(Signal(probe=probe.name, status=Status.SKIP, reason=SKIP_REASONS[missing]))
+        elif missing in ev.unavailable:  # the adapter cannot provide it: say so
+            signals.append(Signal(probe=probe.name, status=Status.SKIP, reason=ev.unavailable[missing]))
     return signals
 
 
