@@ -24,33 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run a suite on checkpoint(s) and write the scorecard (terminal, JSON, HTML)")
-    run.add_argument("checkpoints", metavar="CKPT", nargs="*", type=Path, help="checkpoint folder(s); none with --adapter openai")
-    run.add_argument("--suite", type=Path, help="suite YAML (default: suites/default.yaml; suites/shapes.yaml for toy checkpoints)")
-    run.add_argument("--out", type=Path, help="report folder (default: reports/<checkpoint>-<timestamp>/)")
-    run.add_argument("--adapter", help="adapter profile name or YAML file (default: detected from config.json)")
-    run.add_argument("--base", type=Path, metavar="LLM_DIR", help="the LLM a stage-1 (mm_projector.bin) or LoRA output of the original LLaVA repo was trained from")
-    run.add_argument("--vision-tower", type=Path, metavar="DIR", help="a local CLIP vision tower for an original LLaVA repo checkpoint (default: its mm_vision_tower, if a local folder)")
-    run.add_argument("--template", help="conversation template to ask with (overrides the checkpoint's); see --list-templates")
-    run.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda when present)")
-    run.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="default: bfloat16 on GPU, float32 on CPU")
-    run.add_argument("--batch-size", type=int,
-                     help="requests per forward pass (default 32 for llava, fewer where a GPU's free memory cannot hold "
-                          "their KV caches; 16 for llava_next / llava_onevision)")
-    run.add_argument("--junit", type=Path, help="also write a JUnit XML file here")
-    run.add_argument("--max-fail", type=int, help="override the suite's gate: prompts allowed to fail")
-    run.add_argument("--max-warn", type=int, help="override the suite's gate: prompts allowed to warn")
-    run.add_argument("--no-grounding", action="store_true", help="skip the counterfactual and likelihood probes (faster, blind to image-blindness)")
-    run.add_argument("--quiet", action="store_true", help="no progress bar and no table; the exit code and files only")
-    from vibes_eval.loaders.openai import add_openai_arguments
+    from vibes_eval.run import add_run_parser
 
-    add_openai_arguments(run)  # --base-url, --model, --concurrency, --timeout
-    from vibes_eval.guard import add_guard_arguments
-
-    add_guard_arguments(run)  # --baseline, --baseline-any-suite, --summary-md
-    from vibes_eval.sweep import add_sweep_arguments
-
-    add_sweep_arguments(run)  # --devices, --shard, --no-prefetch
+    add_run_parser(sub)
 
     val = sub.add_parser("validate", help="check a suite file; exit 0 or 2 with `file: field: problem`")
     val.add_argument("suite", metavar="SUITE")

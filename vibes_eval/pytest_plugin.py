@@ -74,9 +74,8 @@ class Vibes:
 
     def run(self, checkpoint, *, out=None, **options) -> Card:
         """Run the suite on `checkpoint` (a folder); options as `vibes-eval run`'s flags (see the module docstring)."""
-        from vibes_eval.cli import _parser
         from vibes_eval.records import load_scorecard
-        from vibes_eval.run import run_command
+        from vibes_eval.run import parse_run_args, run_command
 
         unknown = [k for k in options if k not in _OPTIONS]
         if unknown:
@@ -87,7 +86,7 @@ class Vibes:
         for key, value in options.items():
             if value is not None:
                 argv += [f"--{key.replace('_', '-')}", str(value)]
-        code = run_command(_parser().parse_args(argv))
+        code = run_command(parse_run_args(argv))
         if code == 2 or not (report / "scorecard.json").is_file():
             raise VibesUsageError(f"vibes.run({str(checkpoint)!r}): `vibes-eval {' '.join(argv)}` exited {code} (see its stderr)")
         return Card(load_scorecard(report), report)

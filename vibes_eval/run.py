@@ -21,7 +21,15 @@ from vibes_eval.render.reports import new_run_id, write_reports  # json + html +
 from vibes_eval.resources import default_suite
 from vibes_eval.safety import say, strip_control
 
-__all__ = ["default_out", "default_suite", "run_command", "spec_from_args", "write_reports"]
+__all__ = [
+    "add_run_parser",
+    "default_out",
+    "default_suite",
+    "parse_run_args",
+    "run_command",
+    "spec_from_args",
+    "write_reports",
+]
 
 
 def default_out(name: str, stamp: str | None = None) -> Path:
@@ -45,6 +53,47 @@ def _stderr_console():
     return Console(stderr=True)
 
 
+def add_run_parser(subparsers):
+    """Define `vibes-eval run CKPT [CKPT ...] [options]`; returns the sub-parser."""
+    run = subparsers.add_parser("run", help="run a suite on checkpoint(s) and write the scorecard (terminal, JSON, HTML)")
+    run.add_argument("checkpoints", metavar="CKPT", nargs="*", type=Path, help="checkpoint folder(s); none with --adapter openai")
+    run.add_argument("--suite", type=Path, help="suite YAML (default: the bundled default suite; the shapes suite for toy checkpoints)")
+    run.add_argument("--out", type=Path, help="report folder (default: ./reports/<checkpoint>-<timestamp>/ in the current directory)")
+    run.add_argument("--adapter", help="adapter profile name or YAML file (default: detected from config.json)")
+    run.add_argument("--base", type=Path, metavar="LLM_DIR", help="the LLM a stage-1 (mm_projector.bin) or LoRA output of the original LLaVA repo was trained from")
+    run.add_argument("--vision-tower", type=Path, metavar="DIR", help="a local CLIP vision tower for an original LLaVA repo checkpoint (default: its mm_vision_tower, if a local folder)")
+    run.add_argument("--template", help="conversation template to ask with (overrides the checkpoint's); see --list-templates")
+    run.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda when present)")
+    run.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="default: bfloat16 on GPU, float32 on CPU")
+    run.add_argument("--batch-size", type=int,
+                     help="requests per forward pass (default 32 for llava, fewer where a GPU's free memory cannot hold "
+                          "their KV caches; 16 for llava_next / llava_onevision)")
+    run.add_argument("--junit", type=Path, help="also write a JUnit XML file here")
+    run.add_argument("--max-fail", type=int, help="override the suite's gate: prompts allowed to fail")
+    run.add_argument("--max-warn", type=int, help="override the suite's gate: prompts allowed to warn")
+    run.add_argument("--no-grounding", action="store_true", help="skip the counterfactual and likelihood probes (faster, blind to image-blindness)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar and no table; the exit code and files only")
+    from vibes_eval.loaders.openai import add_openai_arguments
+
+    add_openai_arguments(run)  # --base-url, --model, --concurrency, --timeout
+    from vibes_eval.guard import add_guard_arguments
+
+    add_guard_arguments(run)  # --baseline, --baseline-any-suite, --summary-md
+    from vibes_eval.sweep import add_sweep_arguments
+
+    add_sweep_arguments(run)  # --devices, --shard, --no-prefetch
+    return run
+
+
+def parse_run_args(argv: list[str]):
+    """The options of `vibes-eval run` from an argument list that starts with "run" (watch, the pytest plugin)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="vibes-eval")
+    add_run_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(argv)
+
+
 class _Bars:
     """Rich progress bars that appear with the first tick (after the loading spinner has gone)."""
 
@@ -55,7 +104,13 @@ class _Bars:
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if self.bar is None:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                                 console=self.console, disable=self.quiet, transient=True)
@@ -179,7 +234,7 @@ def run_command(args) -> int:
         return 0
     # one model in memory at a time per process; the next one's weights are read ahead (sweep.py)
     codes = run_sweep(plan.checkpoints, plan.outs, args, lambda ckpt, out: _one(ckpt, args, out), devices=plan.devices,
-                      prefetch=not args.no_prefetch)
+                      prefetch=not args.no_prefetch, entry=_one)
     if EXIT_USAGE in codes:
         return EXIT_USAGE
     if plan.compare:

@@ -198,22 +198,27 @@ def _sequential(ckpts: list[Path], outs: list[Path], one: Callable[[Path, Path],
     return codes
 
 
-def _worker(device: str, ckpts: list[Path], outs: list[Path], args, threads: int | None, prefetch: bool) -> list[int]:
-    """One worker process: its checkpoints on its device, in turn (bars off: several processes share the terminal)."""
+def _worker(device: str, ckpts: list[Path], outs: list[Path], args, threads: int | None, prefetch: bool,
+            entry: Callable) -> list[int]:
+    """One worker process: its checkpoints on its device, in turn (bars off: several processes share the terminal).
+
+    `entry(ckpt, args, out) -> exit code` is a module-level function (picklable by name): run._one.
+    """
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    from vibes_eval.run import _one
-
     args.device = device
     args.progress = False
-    return _sequential(ckpts, outs, lambda c, o: _one(c, args, o), prefetch)
+    return _sequential(ckpts, outs, lambda c, o: entry(c, args, o), prefetch)
 
 
 def run_sweep(ckpts: list[Path], outs: list[Path], args, one: Callable[[Path, Path], int], *,
-              devices: list[str] | None = None, prefetch: bool = True) -> list[int]:
+              devices: list[str] | None = None, prefetch: bool = True, entry: Callable | None = None) -> list[int]:
     """Exit codes of `one(ckpt, out)` for every checkpoint (sequential), or of the same run in one worker per device.
+
+    Workers call `entry(ckpt, args, out)` instead: a module-level function, as a spawned process
+    needs one it can import (run._one); this module imports nothing of the command that runs it.
 
     With several devices, worker k takes checkpoints k, k+n, ... and `args.device` is its
     device; each worker reads its own next checkpoint ahead. The CPU threads are split between
@@ -226,6 +231,8 @@ def run_sweep(ckpts: list[Path], outs: list[Path], args, one: Callable[[Path, Pa
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
+    if entry is None:
+        raise ValueError("run_sweep: several devices need `entry`, a module-level (ckpt, args, out) -> exit code")
     n = min(len(devices), len(ckpts))
     cpu_workers = sum(1 for d in devices[:n] if d == "cpu")
     threads = None
@@ -234,7 +241,7 @@ def run_sweep(ckpts: list[Path], outs: list[Path], args, one: Callable[[Path, Pa
     codes: list[int] = [0] * len(ckpts)
     with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn")) as pool:
         futures = {pool.submit(_worker, devices[k], shard(ckpts, k, n), shard(outs, k, n), args,
-                               threads if devices[k] == "cpu" else None, prefetch): k for k in range(n)}
+                               threads if devices[k] == "cpu" else None, prefetch, entry): k for k in range(n)}
         for fut, k in futures.items():
             try:
                 got = fut.result()

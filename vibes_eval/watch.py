@@ -128,8 +128,7 @@ class Watcher:
 
 def _run_evaluator(args) -> Callable[[Path, Path], int]:
     """evaluate(ckpt, out): `vibes-eval run CKPT --out OUT --quiet` with the flags watch passes on."""
-    from vibes_eval.cli import _parser
-    from vibes_eval.run import run_command
+    from vibes_eval.run import parse_run_args, run_command
 
     passed: list[str] = []
     for flag in ("suite", "base", "vision_tower", "template", "device", "dtype", "baseline", "summary_md"):
@@ -140,7 +139,7 @@ def _run_evaluator(args) -> Callable[[Path, Path], int]:
         passed.append("--baseline-any-suite")
 
     def evaluate(ckpt: Path, out: Path) -> int:
-        run_args = _parser().parse_args(["run", str(ckpt), "--out", str(out), "--quiet", *passed])
+        run_args = parse_run_args(["run", str(ckpt), "--out", str(out), "--quiet", *passed])
         return run_command(run_args)
 
     return evaluate

@@ -34,14 +34,14 @@ WEIGHTS = Path(__file__).with_name("weights")
 
 
 def folder(seed: int) -> Path:
-    from vibes_eval.toy.factory import FACTORY_VERSION
+    from vibes_eval.toy.variants import FACTORY_VERSION
 
     return WEIGHTS / f"v{FACTORY_VERSION}-seed{seed}"
 
 
 def available(seed: int) -> bool:
     """Whether the package ships this factory version's weights for `seed`."""
-    from vibes_eval.toy.factory import FACTORY_VERSION
+    from vibes_eval.toy.variants import FACTORY_VERSION
 
     path = folder(seed) / "manifest.json"
     if not path.is_file():
@@ -77,13 +77,13 @@ def materialize(root: Path, seed: int, bars) -> dict:
     from transformers import LlavaForConditionalGeneration
 
     from vibes_eval.toy import assets
-    from vibes_eval.toy.factory import VARIANTS, _quiet_transformers, write_variants
+    from vibes_eval.toy.variants import VARIANTS, quiet_transformers, write_variants
 
     src = folder(seed)
     manifest = json.loads((src / "manifest.json").read_text())
     bars.start("toy zoo from shipped weights", len(VARIANTS) + 2)
     tick = bars.stage("weights and processor", 2)
-    _quiet_transformers()
+    quiet_transformers()
     healthy, blind = _load_weights(src, manifest)
     tick(1)
     processor = assets.build_processor(seed)  # as training builds it (a second or two): the same files
@@ -107,9 +107,9 @@ def export(zoo: Path, dest: Path | None = None) -> Path:
     from safetensors.torch import save_file
     from transformers import LlavaForConditionalGeneration
 
-    from vibes_eval.toy.factory import _quiet_transformers
+    from vibes_eval.toy.variants import quiet_transformers
 
-    _quiet_transformers()
+    quiet_transformers()
     info = json.loads((zoo / "zoo.json").read_text())
     out = dest or folder(info["seed"])
     if out.exists():
