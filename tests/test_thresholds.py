@@ -24,7 +24,7 @@ def _readme_signal_table() -> dict[str, list[str]]:
 def test_the_readme_table_states_the_thresholds_in_the_code():
     rows = _readme_signal_table()
     for signal, words in thresholds.README_FAILS_WHEN.items():
-        assert rows[signal][2] == words, (signal, rows[signal][2], words)
+        assert rows[signal][2].startswith(words), (signal, rows[signal][2], words)
     for name, value in thresholds.HEALTHY_TOY.items():  # the healthy toy column quotes the same numbers as the reasons
         assert rows[f"`{name}`"][3].split()[0] == f"{value}", name
 
