@@ -43,7 +43,7 @@ MAX_POSITIONS_PER_IMAGE = 1 << 16
 
 def check_sizes(config: dict, file: str | Path = "config.json") -> None:
     """Raise CheckpointError (one line naming the field) for a size no checkpoint has; else return."""
-    from vibes_eval.loaders.detect import CheckpointError
+    from vibes_eval.errors import CheckpointError
 
     problem = _walk(config, "")
     if problem:
