@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
-from vibes_eval.errors import EXIT_USAGE, UsageError
+from vibes_eval.errors import UsageError
 
 __all__ = [
     "CONTEXTS",
@@ -29,11 +27,7 @@ __all__ = [
     "ImageBudget",
     "Projector",
     "VisionSpec",
-    "add_budget_parser",
     "best_pinpoint",
-    "expand_pinpoints",
-    "budget_command",
-    "budget_for_checkpoint",
     "parse_image_size",
     "projector_params",
     "visual_tokens",
@@ -260,67 +254,19 @@ def parse_image_size(text: str) -> tuple[int, int]:
 # ---- command line ------------------------------------------------------------------------------
 
 
-def add_budget_parser(subparsers):
-    """Define `vibes-eval budget [CKPT_DIR] [--family F] [--image-size WxH ...]`; returns the sub-parser."""
-    p = subparsers.add_parser(
-        "budget",
-        help="visual tokens per image and the share of a 2k/32k/128k context they fill",
-        description="Visual tokens one image costs, for a checkpoint folder or a family (no model is loaded).",
-    )
-    p.add_argument("checkpoint", nargs="?", type=Path, metavar="CKPT_DIR", help="a checkpoint folder to read")
-    p.add_argument("--family", help=f"instead of CKPT_DIR: {' | '.join(FAMILIES)} (default: all three)")
-    p.add_argument(
-        "--image-size", action="append", metavar="WxH",
-        help="image width x height, repeatable or comma separated (default: 336x336,672x672,1344x672,672x1344)",
-    )
-    return p
+_MOVED = {
+    "budget_for_checkpoint": "vibes_eval.budget_checkpoint",
+    "expand_pinpoints": "vibes_eval.budget_checkpoint",
+    "add_budget_parser": "vibes_eval.budget_cli",
+    "budget_command": "vibes_eval.budget_cli",
+}
 
 
-def budget_command(args, console=None) -> int:
-    """Print one Rich table per spec: image, grid, visual tokens, % of each context. Returns the exit code.
+def __getattr__(name: str):
+    """The checkpoint readers (budget_checkpoint.py) and the command (budget_cli.py) build on this module;
+    their names stay importable from here, resolved on first use so the imports run one way."""
+    if name in _MOVED:
+        import importlib
 
-    Bad sizes, an unknown family or an unreadable checkpoint print one line to stderr and return 2.
-    """
-    try:
-        sizes = [parse_image_size(s) for arg in (args.image_size or []) for s in arg.split(",") if s.strip()]
-        family, checkpoint = getattr(args, "family", None), getattr(args, "checkpoint", None)
-        if family and checkpoint:
-            raise BudgetError("give CKPT_DIR or --family, not both")
-        if checkpoint:
-            specs = [budget_for_checkpoint(checkpoint)]
-        elif family:
-            if family not in FAMILIES:
-                raise BudgetError(f"--family: unknown family {family!r} (known: {', '.join(FAMILIES)})")
-            specs = [FAMILIES[family]]
-        else:
-            specs = list(FAMILIES.values())
-        tables = [(spec, [spec.image(w, h) for w, h in sizes or DEFAULT_IMAGE_SIZES]) for spec in specs]
-    except BudgetError as e:
-        print(f"vibes-eval: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
-    for spec, budgets in tables:
-        table = Table(
-            title=spec.describe(), title_justify="left", caption=spec.source or None, caption_justify="left"
-        )
-        for name in ("image", "grid", "features", "tokens"):
-            table.add_column(name, justify="right" if name == "tokens" else "left")
-        for ctx in CONTEXTS:
-            table.add_column(f"{ctx // 1024}k", justify="right")  # share of a context of that many tokens
-        for b in budgets:
-            features = f"{b.features[0]}x{b.features[1]}" if b.features else ""
-            shares = [f"[red]{b.share(c):.1%}[/]" if b.share(c) > 1 else f"{b.share(c):.1%}" for c in CONTEXTS]
-            table.add_row(f"{b.width}x{b.height}", b.grid, features, str(b.tokens), *shares)
-        console.print(table)
-        if spec.projector:
-            console.print(f"projector: {spec.projector}", highlight=False)
-        for note in spec.notes:  # a processor that inserts another count, or cannot count at all
-            console.print(f"[yellow]warning:[/] {note}", highlight=False)
-    return 0
-
-
-# the checkpoint readers live next door; imported last (they build on the classes above)
-from vibes_eval.budget_checkpoint import budget_for_checkpoint, expand_pinpoints  # noqa: E402
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'vibes_eval.budget' has no attribute {name!r}")

@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check a suite file; exit 0 or 2 with `file: field: problem`")
     val.add_argument("suite", metavar="SUITE")
 
-    from vibes_eval.budget import add_budget_parser
+    from vibes_eval.budget_cli import add_budget_parser
     from vibes_eval.compare import add_compare_parser
     from vibes_eval.serve import add_serve_parser
 
@@ -121,7 +121,7 @@ def _cmd_validate(args) -> int:
 
 
 def _cmd_budget(args) -> int:
-    from vibes_eval.budget import budget_command
+    from vibes_eval.budget_cli import budget_command
 
     return budget_command(args)
 

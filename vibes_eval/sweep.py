@@ -199,22 +199,28 @@ def _sequential(ckpts: list[Path], outs: list[Path], one: Callable[[Path, Path],
 
 
 def _worker(device: str, ckpts: list[Path], outs: list[Path], args, threads: int | None, prefetch: bool,
-            entry: Callable) -> list[int]:
+            entry: Callable | str) -> list[int]:
     """One worker process: its checkpoints on its device, in turn (bars off: several processes share the terminal).
 
-    `entry(ckpt, args, out) -> exit code` is a module-level function (picklable by name): run._one.
+    `entry(ckpt, args, out) -> exit code` is a module-level function (picklable by name) or its
+    "module:function" name; run passes run._one.
     """
     if threads:
         import torch
 
         torch.set_num_threads(threads)
+    if isinstance(entry, str):  # "module:function", imported here (this module imports no command)
+        import importlib
+
+        module, _, name = entry.partition(":")
+        entry = getattr(importlib.import_module(module), name)
     args.device = device
     args.progress = False
     return _sequential(ckpts, outs, lambda c, o: entry(c, args, o), prefetch)
 
 
 def run_sweep(ckpts: list[Path], outs: list[Path], args, one: Callable[[Path, Path], int], *,
-              devices: list[str] | None = None, prefetch: bool = True, entry: Callable | None = None) -> list[int]:
+              devices: list[str] | None = None, prefetch: bool = True, entry: Callable | str | None = None) -> list[int]:
     """Exit codes of `one(ckpt, out)` for every checkpoint (sequential), or of the same run in one worker per device.
 
     Workers call `entry(ckpt, args, out)` instead: a module-level function, as a spawned process
@@ -231,8 +237,7 @@ def run_sweep(ckpts: list[Path], outs: list[Path], args, one: Callable[[Path, Pa
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    if entry is None:
-        raise ValueError("run_sweep: several devices need `entry`, a module-level (ckpt, args, out) -> exit code")
+    entry = entry or "vibes_eval.run:_one"  # by name: this module imports no command
     n = min(len(devices), len(ckpts))
     cpu_workers = sum(1 for d in devices[:n] if d == "cpu")
     threads = None
