@@ -87,9 +87,10 @@ def test_capabilities_are_declared_not_probed():
     from vibes_eval.loaders.openai import OpenAIAdapter
 
     assert (HFAdapter.supports_scoring, HFAdapter.supports_templates, HFAdapter.needs_checkpoint) == (True, True, True)
-    assert (OpenAIAdapter.supports_templates, OpenAIAdapter.needs_checkpoint) == (False, False)
-    # a server's scoring is decided per instance: it is asked once whether it returns prompt logprobs
-    assert isinstance(OpenAIAdapter.__dict__["supports_scoring"], property)
+    assert OpenAIAdapter.needs_checkpoint is False
+    # a server's scoring (and with it the template sweep, sent as vLLM's chat_template field) is decided
+    # per instance: it is asked once whether it returns prompt logprobs
+    assert all(isinstance(OpenAIAdapter.__dict__[c], property) for c in ("supports_scoring", "supports_templates"))
 
 
 

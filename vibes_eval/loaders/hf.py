@@ -25,7 +25,6 @@ from vibes_eval.templates import render_template, splice_template
 __all__ = ["HFAdapter", "load_image", "load_kwargs", "resolve_device", "tune_cpu_malloc"]
 
 
-
 def load_image(path: Path, variant: str = "real"):
     """Open `path` as RGB; for the blank variant, a mean-grey image of the same size."""
     from PIL import Image

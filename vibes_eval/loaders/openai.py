@@ -99,7 +99,6 @@ class OpenAIAdapter(Adapter):
     """A model behind an OpenAI-compatible chat-completions server, behind the Adapter interface."""
 
     loader = "openai"
-    supports_templates = False
     needs_checkpoint = False
     template_name = None
     """The server applies its own chat template; we cannot see or change it."""
@@ -361,6 +360,11 @@ class OpenAIAdapter(Adapter):
             self._scoring = probe_support(lambda payload: self._call_with_retries("POST", "/chat/completions", payload),
                                           self.model, grey)
         return self._scoring[0]
+
+    @property
+    def supports_templates(self) -> bool:
+        """Other known templates reach the scoring requests as vLLM's `chat_template` field, when the server scores at all."""
+        return self.supports_scoring
 
     def score(self, requests: list[Request], targets: list[str]) -> list[float | None]:
         """Mean log-likelihood per token of each target, from the server's prompt log-probabilities.
