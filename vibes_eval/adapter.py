@@ -52,8 +52,12 @@ class Plan:
 
     def open(self) -> Adapter:
         """Open the adapter; whatever else a loader raises becomes one CheckpointError line (exit 3)."""
+        import warnings
+
         try:
-            return self.cls.open(self.spec, self.detection, self.profile)
+            with warnings.catch_warnings():  # torch's and transformers' loading warnings: a failure says what matters
+                warnings.simplefilter("ignore")
+                return self.cls.open(self.spec, self.detection, self.profile)
         except VibesError:
             raise
         except Exception as e:  # noqa: BLE001 - a loader bug or a library's own error: one line, never a traceback

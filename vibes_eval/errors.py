@@ -112,8 +112,11 @@ class RemoteError(VibesError):
         retry: bool = False,
         retry_after: float | None = None,
         code: str | None = None,
+        timed_out: bool = False,
     ):
         super().__init__(message)
+        self.timed_out = timed_out
+        """The exchange ran out of its deadline (loaders/openai.py stops sending after several in a row)."""
         self.status = status
         self.retry = retry
         self.retry_after = retry_after
