@@ -25,8 +25,8 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from vibes_eval.api import EvaluationFailed, evaluate
     from vibes_eval import thresholds
+    from vibes_eval.api import EvaluationFailed, evaluate
     from vibes_eval.suite import load_suite
     from vibes_eval.toy.factory import VARIANTS, build
 
@@ -43,7 +43,7 @@ def main() -> None:
         sc = card.model_dump(mode="json")
         verdicts[name] = (card.verdict.exit_code, card.verdict.diagnoses)
         sig = {s["probe"]: s for s in sc["signals"]}
-        ev = lambda p, k: sig.get(p, {}).get("evidence", {}).get(k)  # noqa: E731
+        ev = lambda p, k, sig=sig: sig.get(p, {}).get("evidence", {}).get(k)  # noqa: E731
         rows.setdefault("image_gain (nats/token)", {})[name] = ev("image_gain", "gain_nats_per_token")
         rows.setdefault("cross_match (share won)", {})[name] = ev("cross_match", "share")
         rows.setdefault("cross_match p-value", {})[name] = ev("cross_match", "p_value")
@@ -52,7 +52,9 @@ def main() -> None:
         rows.setdefault("template_fit margin (nats/token)", {})[name] = ev("template_fit", "margin_nats_per_token")
         rows.setdefault("projector norm ratio", {})[name] = ev("projector_norm", "norm_ratio")
         rows.setdefault("projector missing tensors", {})[name] = len(ev("projector_missing", "missing") or [])
-        garbled = sum(any(s["probe"] in ("nonwords", "loops", "empty") and s["status"] == "fail" for s in p["signals"]) for p in sc["prompts"])
+        garbled = sum(
+            any(s["probe"] in ("nonwords", "loops", "empty") and s["status"] == "fail" for s in p["signals"]) for p in sc["prompts"]
+        )
         rows.setdefault("answers failing language probes", {})[name] = f"{garbled}/{len(sc['prompts'])}"
     th = thresholds
     limits = {

@@ -106,10 +106,36 @@ def cases(tmp: Path, ckpt: Path):
             pickle.dump({"w": Evil()}, f)
 
     yield "yaml alias bomb (validate)", ["validate", suite("bomb.yaml", "\n".join(bomb) + "\n")], None
-    yield "20000x20000 PNG in a suite (validate)", ["validate", suite("huge.yaml", base.replace("images/shapes/describe-two.png", "images/huge.png", 1))], None
+    yield (
+        "20000x20000 PNG in a suite (validate)",
+        ["validate", suite("huge.yaml", base.replace("images/shapes/describe-two.png", "images/huge.png", 1))],
+        None,
+    )
     yield "20000x20000 PNG in a suite (run)", ["run", str(ckpt), "--suite", str(suites / "huge.yaml"), "--out", str(tmp / "o1")], None
-    yield "max_new_tokens: 2000000", ["run", str(ckpt), "--suite", suite("tok.yaml", base.replace("max_new_tokens: 32", "max_new_tokens: 2000000", 1)), "--out", str(tmp / "o2")], None
-    yield "max_new_tokens: 1000 (> context 256)", ["run", str(ckpt), "--suite", suite("tok2.yaml", base.replace("max_new_tokens: 32", "max_new_tokens: 1000", 1)), "--out", str(tmp / "o3")], None
+    yield (
+        "max_new_tokens: 2000000",
+        [
+            "run",
+            str(ckpt),
+            "--suite",
+            suite("tok.yaml", base.replace("max_new_tokens: 32", "max_new_tokens: 2000000", 1)),
+            "--out",
+            str(tmp / "o2"),
+        ],
+        None,
+    )
+    yield (
+        "max_new_tokens: 1000 (> context 256)",
+        [
+            "run",
+            str(ckpt),
+            "--suite",
+            suite("tok2.yaml", base.replace("max_new_tokens: 32", "max_new_tokens: 1000", 1)),
+            "--out",
+            str(tmp / "o3"),
+        ],
+        None,
+    )
     yield "num_hidden_layers: 1000000", ["run", ck("cfg", cfg), "--out", str(tmp / "o4")], None
     yield "chat template: nested range(100000)", ["run", ck("tpl", lambda d: (d / "chat_template.jinja").write_text(
         "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}")), "--out", str(tmp / "o5")], None
@@ -141,14 +167,23 @@ def cases(tmp: Path, ckpt: Path):
     yield "endless body (200 MB)", None, (endless, None)
     yield "10 MB answer", None, (lambda h: h._json(200, answer("word " * 2_000_000)), None)
     yield "content: 12345", None, (lambda h: h._json(200, {"choices": [{"message": {"content": 12345}, "finish_reason": "stop"}]}), None)
-    yield 'finish_reason: ["stop"]', None, (lambda h: h._json(200, {"choices": [{"message": {"content": "x"}, "finish_reason": ["stop"]}]}), None)
+    yield (
+        'finish_reason: ["stop"]',
+        None,
+        (lambda h: h._json(200, {"choices": [{"message": {"content": "x"}, "finish_reason": ["stop"]}]}), None),
+    )
 
 
 def run_case(argv, tmp: Path, env) -> tuple[int, float, float, str, str]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-m", "vibes_eval", *argv, "--quiet"] if argv[0] == "run" else [sys.executable, "-m", "vibes_eval", *argv],
-                       capture_output=True, text=True, env=env, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "vibes_eval", *argv, "--quiet"] if argv[0] == "run" else [sys.executable, "-m", "vibes_eval", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     wall = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB; the max over children so far
     return p.returncode, wall, max(peak, before) / 1024, p.stdout, p.stderr
@@ -156,7 +191,11 @@ def run_case(argv, tmp: Path, env) -> tuple[int, float, float, str, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ckpt", type=Path, default=Path(os.environ.get("VIBES_EVAL_CACHE", Path.home() / ".cache" / "vibes-eval")) / "toy" / "v2-seed0" / "healthy")
+    ap.add_argument(
+        "--ckpt",
+        type=Path,
+        default=Path(os.environ.get("VIBES_EVAL_CACHE", Path.home() / ".cache" / "vibes-eval")) / "toy" / "v2-seed0" / "healthy",
+    )
     args = ap.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "VIBES_EVAL_API_KEY": KEY}
     print("| attack | exit | wall s | peak RSS MiB (max so far) | stderr lines | secret out | traceback | first line |")
@@ -176,7 +215,10 @@ def main() -> None:
             leak = any("HOSTILE" in x for x in texts)
             lines = [x for x in se.strip().splitlines() if x]
             first = (lines[0] if lines else "")[:110].replace("|", "/")
-            print(f"| {name} | {code} | {wall:.1f} | {peak:.0f} | {len(lines)} | {'YES' if leak else 'no'} | {'YES' if 'Traceback' in se else 'no'} | {first} |")
+            print(
+                f"| {name} | {code} | {wall:.1f} | {peak:.0f} | {len(lines)} | {'YES' if leak else 'no'} | "
+                f"{'YES' if 'Traceback' in se else 'no'} | {first} |"
+            )
             if remote is not None:
                 srv.shutdown()
             if far is not None:

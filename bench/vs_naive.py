@@ -147,8 +147,11 @@ def compare(ckpt: Path, suite: Path, pairs: int, work: Path, env: dict[str, str]
 def print_compare(name: str, c: dict) -> None:
     m = c["median_s"]
     print(f"{name}: median of {c['pairs']} pairs (end to end, fresh process each)")
-    print(f"  A naive loop      {m['A']:7.2f} s   (load {c['median_a_load_s']:.2f} s, {c['prompts']}-prompt loop {c['median_a_loop_s']:.2f} s,"
-          f" peak RSS {c['peak_rss_mib']['A']:.0f} MiB)")
+    print(
+        f"  A naive loop      {m['A']:7.2f} s   (load {c['median_a_load_s']:.2f} s, "
+        f"{c['prompts']}-prompt loop {c['median_a_loop_s']:.2f} s,"
+        f" peak RSS {c['peak_rss_mib']['A']:.0f} MiB)"
+    )
     print(f"  B vibes-eval run  {m['B']:7.2f} s   (run_suite {c['median_b_run_suite_s']:.2f} s, peak RSS {c['peak_rss_mib']['B']:.0f} MiB)")
     print(f"  B/A {c['ratio_b_over_a']:.2f}   work only (run_suite / loop): {c['median_b_run_suite_s'] / c['median_a_loop_s']:.2f}")
 

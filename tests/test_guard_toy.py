@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from browser import headless_page
+
 from vibes_eval.cli import _parser, main
 from vibes_eval.records import load_scorecard
 

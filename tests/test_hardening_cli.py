@@ -52,7 +52,10 @@ def test_a_token_budget_beyond_the_context_is_exit_2_naming_the_field(zoo_dir, t
     suite.write_text(text.replace("defaults:\n  max_new_tokens: 32\n", "defaults:\n  max_new_tokens: 5000\n"))
     code = main(["run", str(zoo_dir / "healthy"), "--suite", str(suite), "--out", str(tmp_path / "out"), "--quiet"])
     err = one_line(capsys)
-    assert code == 2 and "defaults.max_new_tokens: 5000 is more than the checkpoint's context (text_config.max_position_embeddings) (256 tokens)" in err
+    assert (
+        code == 2
+        and "defaults.max_new_tokens: 5000 is more than the checkpoint's context (text_config.max_position_embeddings) (256 tokens)" in err
+    )
 
 
 def test_same_named_checkpoints_get_two_folders_and_two_columns(zoo_dir, tmp_path, capsys):

@@ -77,7 +77,10 @@ def test_max_new_tokens_is_bounded_in_the_suite(tmp_path, capsys, where, field):
 
 def test_max_new_tokens_above_the_checkpoint_context_names_the_field(tmp_path):
     suite = load_suite(suite_file(tmp_path, "name: s\n" + PROMPT % ", max_new_tokens: 300"))
-    assert suite.token_problem(256) == f"{tmp_path / 'suite.yaml'}: prompts[0].max_new_tokens: 300 is more than the checkpoint's context (256 tokens)"
+    assert (
+        suite.token_problem(256)
+        == f"{tmp_path / 'suite.yaml'}: prompts[0].max_new_tokens: 300 is more than the checkpoint's context (256 tokens)"
+    )
     assert suite.token_problem(4096) is None
 
 

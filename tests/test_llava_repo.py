@@ -112,7 +112,12 @@ def test_real_configs_convert(profile, name, aspect):
     opts = reader._options(cfg, path)
     assert (opts["projector_type"], opts["strategy"], opts["layer"], opts["aspect"]) == ("mlp2x_gelu", "default", -2, aspect)
     text = reader._text_config(cfg, path, {})
-    assert (type(text).__name__, text.hidden_size, text.vocab_size, text.rope_parameters["rope_theta"]) == ("LlamaConfig", 4096, 32000, 10000.0)
+    assert (type(text).__name__, text.hidden_size, text.vocab_size, text.rope_parameters["rope_theta"]) == (
+        "LlamaConfig",
+        4096,
+        32000,
+        10000.0,
+    )
     assert detect(path.parent).loader == "llava_repo"
 
 
@@ -226,7 +231,9 @@ def test_anyres_loads_as_llava_next(layouts, profile, requests, tmp_path):
     from safetensors.torch import load_file, save_file
 
     full = copy_full(layouts, tmp_path)
-    edit_config(full, image_aspect_ratio="anyres", image_grid_pinpoints=[[64, 128], [128, 64], [128, 128]], mm_patch_merge_type="spatial_unpad")
+    edit_config(
+        full, image_aspect_ratio="anyres", image_grid_pinpoints=[[64, 128], [128, 64], [128, 128]], mm_patch_merge_type="spatial_unpad"
+    )
     state = load_file(full / "model.safetensors")
     save_file({**state, "model.image_newline": torch.zeros(128)}, str(full / "model.safetensors"))
     adapter = load(full, profile)

@@ -86,7 +86,10 @@ def stub(script: list[tuple[int, dict]], delay: float = 0.0):
 
 
 def completion(text: str, finish: str = "stop", tokens: int | None = 2) -> dict:
-    out = {"object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}]}
+    out = {
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+    }
     if tokens is not None:
         out["usage"] = {"completion_tokens": tokens}
     return out

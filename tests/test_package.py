@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-
 from pathlib import Path
 
 import vibes_eval
@@ -32,7 +31,7 @@ def test_help_imports_no_torch():
 
 
 def test_validate_imports_no_torch():
-    mods = _modules_after("from vibes_eval.cli import main; main(['validate', %r])" % SHAPES)
+    mods = _modules_after(f"from vibes_eval.cli import main; main(['validate', {SHAPES!r}])")
     assert "torch" not in mods and "transformers" not in mods
 
 

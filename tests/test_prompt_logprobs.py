@@ -161,10 +161,10 @@ def test_serve_refuses_costly_or_broken_chat_templates(bench_adapter, template, 
     import urllib.error
     import urllib.request
 
+    from PIL import Image
+
     from vibes_eval.loaders.openai import _encode_png
     from vibes_eval.loaders.prompt_logprobs import scoring_payload
-
-    from PIL import Image
 
     body = scoring_payload("bench", _encode_png(Image.new("RGB", (8, 8))), "Q?", None)
     body["chat_template"] = template

@@ -11,9 +11,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from browser import headless_page
+from PIL import Image
 
 from vibes_eval.records import PromptResult, Scorecard, Signal, Status, Verdict
 from vibes_eval.render.html import render_html, write_html

@@ -101,7 +101,9 @@ def test_exceptions_are_classified_once_where_they_are_caught():
 
     assert error_kind(ImageTokenMismatch("tokens: 15, features 16")) == ErrorKind.IMAGE_TOKEN_MISMATCH
     # transformers' own LLaVA classes raise a plain ValueError worded so
-    assert error_kind(ValueError("Image features and image tokens do not match: tokens: 575, features 576")) == ErrorKind.IMAGE_TOKEN_MISMATCH
+    assert (
+        error_kind(ValueError("Image features and image tokens do not match: tokens: 575, features 576")) == ErrorKind.IMAGE_TOKEN_MISMATCH
+    )
     assert error_kind(RemoteError("HTTP 500", status=500)) == ErrorKind.REMOTE
     assert error_kind(RuntimeError("boom")) == ErrorKind.CRASH
 

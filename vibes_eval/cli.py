@@ -50,7 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     toy_sub = toy.add_subparsers(dest="toy_command", metavar="TOY_COMMAND")
     tb = toy_sub.add_parser("build", help="train (once, cached) and write toy checkpoints to OUT_DIR/<variant>/")
     tb.add_argument("out", metavar="OUT_DIR", type=Path)
-    tb.add_argument("--variant", action="append", help="a variant name, 'all' (default), or 'bench' (random weights, llava-1.5 geometry, for bench/); repeatable")
+    tb.add_argument(
+        "--variant",
+        action="append",
+        help="a variant name, 'all' (default), or 'bench' (random weights, llava-1.5 geometry, for bench/); repeatable",
+    )
     tb.add_argument("--seed", type=int, default=0)
     tb.add_argument("--format", choices=["hf", "llava-repo", "llava-next-repo"], default="hf",
                     help="hf: transformers-native folders; llava-repo: the original LLaVA repo's full/, stage1/, lora/, base/, "

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from vibes_eval import guard
 from vibes_eval.api import EvaluationFailed, evaluate, resolve_suite
+from vibes_eval.atomic import check_writable_dir, check_writable_file
 from vibes_eval.errors import EXIT_EVAL, EXIT_USAGE, UsageError, command
 from vibes_eval.loaders.base import AdapterSpec
-from vibes_eval.atomic import check_writable_dir, check_writable_file
 from vibes_eval.render.reports import new_run_id, write_reports  # json + html + junit, atomic, one run id, redacted
 from vibes_eval.resources import default_suite
 from vibes_eval.safety import say, strip_control
@@ -60,8 +60,18 @@ def add_run_parser(subparsers):
     run.add_argument("--suite", type=Path, help="suite YAML (default: the bundled default suite; the shapes suite for toy checkpoints)")
     run.add_argument("--out", type=Path, help="report folder (default: ./reports/<checkpoint>-<timestamp>/ in the current directory)")
     run.add_argument("--adapter", help="adapter profile name or YAML file (default: detected from config.json)")
-    run.add_argument("--base", type=Path, metavar="LLM_DIR", help="the LLM a stage-1 (mm_projector.bin) or LoRA output of the original LLaVA repo was trained from")
-    run.add_argument("--vision-tower", type=Path, metavar="DIR", help="a local CLIP vision tower for an original LLaVA repo checkpoint (default: its mm_vision_tower, if a local folder)")
+    run.add_argument(
+        "--base",
+        type=Path,
+        metavar="LLM_DIR",
+        help="the LLM a stage-1 (mm_projector.bin) or LoRA output of the original LLaVA repo was trained from",
+    )
+    run.add_argument(
+        "--vision-tower",
+        type=Path,
+        metavar="DIR",
+        help="a local CLIP vision tower for an original LLaVA repo checkpoint (default: its mm_vision_tower, if a local folder)",
+    )
     run.add_argument("--template", help="conversation template to ask with (overrides the checkpoint's); see --list-templates")
     run.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda when present)")
     run.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="default: bfloat16 on GPU, float32 on CPU")
@@ -71,7 +81,9 @@ def add_run_parser(subparsers):
     run.add_argument("--junit", type=Path, help="also write a JUnit XML file here")
     run.add_argument("--max-fail", type=int, help="override the suite's gate: prompts allowed to fail")
     run.add_argument("--max-warn", type=int, help="override the suite's gate: prompts allowed to warn")
-    run.add_argument("--no-grounding", action="store_true", help="skip the counterfactual and likelihood probes (faster, blind to image-blindness)")
+    run.add_argument(
+        "--no-grounding", action="store_true", help="skip the counterfactual and likelihood probes (faster, blind to image-blindness)"
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar and no table; the exit code and files only")
     from vibes_eval.loaders.openai import add_openai_arguments
 

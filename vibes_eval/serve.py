@@ -277,7 +277,7 @@ class _Handler(BaseHTTPRequestHandler):
                     break
                 chunks.append(chunk)
                 got += len(chunk)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             pass
         if got < length:
             self.close_connection = True
@@ -357,12 +357,16 @@ def add_serve_parser(subparsers):
         description="A minimal OpenAI-compatible server (GET /v1/models, POST /v1/chat/completions) over a local checkpoint.",
     )
     p.add_argument("checkpoint", metavar="CKPT", type=Path, help="checkpoint folder")
-    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1; there is no authentication without --api-key-env)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1; there is no authentication without --api-key-env)"
+    )
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
     p.add_argument("--model-name", help="the model name clients send (default: the checkpoint folder's name)")
     p.add_argument("--api-key-env", metavar="VAR", help="require the API key held in this environment variable")
     p.add_argument("--adapter", help="adapter profile name or YAML file (default: detected from config.json)")
-    p.add_argument("--base", type=Path, metavar="LLM_DIR", help="the LLM a stage-1 or LoRA output of the original LLaVA repo was trained from")
+    p.add_argument(
+        "--base", type=Path, metavar="LLM_DIR", help="the LLM a stage-1 or LoRA output of the original LLaVA repo was trained from"
+    )
     p.add_argument("--vision-tower", type=Path, metavar="DIR", help="a local CLIP vision tower for an original LLaVA repo checkpoint")
     p.add_argument("--template", help="conversation template to answer with (overrides the checkpoint's)")
     p.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda when present)")

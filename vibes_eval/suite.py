@@ -17,8 +17,7 @@ from typing import Any, Literal, get_args
 
 import yaml
 from PIL import Image, UnidentifiedImageError
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo
-from pydantic import field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from vibes_eval.errors import EXIT_USAGE, SuiteError
@@ -97,7 +96,7 @@ class Expect(_Model):
             try:
                 re.compile(regex, re.IGNORECASE)
             except re.error as e:
-                raise _problem("bad regex '{regex}': {error}", regex=regex, error=str(e))
+                raise _problem("bad regex '{regex}': {error}", regex=regex, error=str(e)) from None
         return regex
 
     @model_validator(mode="after")
@@ -313,7 +312,7 @@ def _resolve_image(image: str, root: Path, check: bool = True) -> Path:
     except Image.DecompressionBombError:
         raise _problem("image too large: {image} (over Pillow's decompression-bomb limit)", image=image) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise _problem("not a readable image: {image} ({error})", image=image, error=_one_line(str(e)))
+        raise _problem("not a readable image: {image} ({error})", image=image, error=_one_line(str(e))) from None
     if size is not None and size[0] * size[1] > MAX_PIXELS:
         raise _problem("image too large: {image} is {size} pixels (at most {limit})", image=image,
                        size=f"{size[0]}x{size[1]}", limit=f"{MAX_PIXELS:,}")

@@ -31,7 +31,9 @@ TEMPLATES: dict[str, str] = {
     "mistral_instruct": "[INST] <image>\n{q} [/INST]",
     "llava_llama_2": "[INST] <<SYS>>\n" + _L2_SYS + "\n<</SYS>>\n\n<image>\n{q} [/INST]",
     "chatml_direct": "<|im_start|>system\nAnswer the questions.<|im_end|><|im_start|>user\n<image>\n{q}<|im_end|><|im_start|>assistant\n",
-    "qwen_1_5": "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n<image>\n{q}<|im_end|>\n<|im_start|>assistant\n",
+    "qwen_1_5": (
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n<image>\n{q}<|im_end|>\n<|im_start|>assistant\n"
+    ),
     "plain": "<image>\n{q}\n",
 }
 

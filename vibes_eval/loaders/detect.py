@@ -174,7 +174,9 @@ def detect_checkpoint(ckpt: Path, adapter: str | None = None) -> Detection:
     if is_llava_repo(ckpt, cfg):
         repo = [p for p in known.values() if p.loader == "llava_repo"]
         if not repo:
-            raise CheckpointError(f"{ckpt / 'config.json'}: the original LLaVA repo format, but no profile in adapters/ has loader llava_repo")
+            raise CheckpointError(
+                f"{ckpt / 'config.json'}: the original LLaVA repo format, but no profile in adapters/ has loader llava_repo"
+            )
         return Detection(ckpt, repo[0], cfg)
     for p in known.values():
         if arch in p.architectures:

@@ -120,7 +120,9 @@ class HFAdapter(Adapter):
         arch = (cfg.get("architectures") or ["?"])[0]
         cls = getattr(transformers, arch, None)
         if cls is None:
-            raise CheckpointError(f"{self.ckpt / 'config.json'}: architectures: {arch} is unknown to transformers {transformers.__version__}")
+            raise CheckpointError(
+                f"{self.ckpt / 'config.json'}: architectures: {arch} is unknown to transformers {transformers.__version__}"
+            )
         check_weights(self.ckpt)
 
         device, want, load_kw = load_kwargs(device, dtype or profile.dtype)
@@ -170,7 +172,9 @@ class HFAdapter(Adapter):
             self.template_source = f"profile {self.profile.name} fallback (the checkpoint ships no chat template)"
         if self.template_name is None:  # a template that loops for hours is refused at load, in one line
             try:
-                check_processor_template(self.processor, [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe."}]}])
+                check_processor_template(
+                    self.processor, [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe."}]}]
+                )
             except TemplateTooCostly as e:
                 raise CheckpointError(f"{getattr(self, 'ckpt', 'checkpoint')}: chat_template: {e}") from None
         self._prefix = None

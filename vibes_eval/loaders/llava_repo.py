@@ -29,7 +29,8 @@ from vibes_eval.loaders.base import AdapterSpec
 from vibes_eval.loaders.detect import Detection, Profile, read_config
 from vibes_eval.loaders.failures import tokenizer_packages
 from vibes_eval.loaders.hf import HFAdapter, load_kwargs
-from vibes_eval.loaders.llava_parts import ASPECTS, build_processor, hf_target, load_tower
+from vibes_eval.loaders.llava_parts import build_processor, hf_target, load_tower
+from vibes_eval.loaders.llava_repo_config import NEXT_REPO, TEXT_CONFIGS, read_options
 from vibes_eval.loaders.llava_weights import grow_input_embeddings, is_llm_key, original_name, read_weights, shards, to_hf
 from vibes_eval.loaders.original_tokens import original_tokenization
 from vibes_eval.loaders.weight_files import hash_weights
@@ -41,17 +42,7 @@ DEFAULT_TEMPLATE = "vicuna_v1"
 NEXT_REPO_TEMPLATE = "qwen_1_5"
 """The same for the LLaVA-NeXT repo's Qwen checkpoints (LlavaQwenForCausalLM: OneVision, Interleave)."""
 
-_TEXT_CONFIGS = {  # architectures[0] -> the transformers config of the LLM inside
-    "LlavaLlamaForCausalLM": "LlamaConfig",
-    "LlamaForCausalLM": "LlamaConfig",
-    "LlavaMistralForCausalLM": "MistralConfig",
-    "MistralForCausalLM": "MistralConfig",
-    "LlavaQwenForCausalLM": "Qwen2Config",  # LLaVA-VL/LLaVA-NeXT: OneVision, NeXT-Interleave
-    "Qwen2ForCausalLM": "Qwen2Config",
-}
-_NEXT_REPO = ("LlavaQwenForCausalLM", "Qwen2ForCausalLM")
 _NOT_TEXT = re.compile(r"^(mm_|image_|tune_|freeze_|unfreeze_|use_mm_proj|pretrain_mm|tokenizer_|s2)")
-_FEATURES = {"patch": "default", "cls_patch": "full"}  # mm_vision_select_feature -> HF strategy
 
 
 @contextlib.contextmanager
@@ -188,46 +179,7 @@ class LlavaRepoAdapter(HFAdapter):
                 raise CheckpointError(f"--base {self.base}: no LLM weights (model*.safetensors or pytorch_model*.bin)")
 
     def _options(self, cfg: dict, cfg_path: Path) -> dict:
-        arch = (cfg.get("architectures") or ["LlavaLlamaForCausalLM"])[0]
-        if arch not in _TEXT_CONFIGS:
-            raise CheckpointError(f"{cfg_path}: architectures: {arch} is not supported (known: {', '.join(_TEXT_CONFIGS)})")
-        if cfg.get("mm_use_im_start_end"):
-            raise CheckpointError(f"{cfg_path}: mm_use_im_start_end: true (<im_start>/<im_end> around the image) is not supported yet")
-        ptype = cfg.get("mm_projector_type", "linear")  # the original's default when the key is absent
-        m = re.fullmatch(r"mlp(\d+)x_gelu", ptype)
-        if m and int(m.group(1)) != 2:
-            raise CheckpointError(
-                f"{cfg_path}: mm_projector_type: {ptype} ({m.group(1)} linear layers) is not supported yet: "
-                "transformers' Llava projector has exactly 2 (mlp2x_gelu, linear and identity load)"
-            )
-        if not m and ptype not in ("linear", "identity"):
-            raise CheckpointError(f"{cfg_path}: mm_projector_type: {ptype} is not supported (mlp2x_gelu, linear, identity)")
-        feature = cfg.get("mm_vision_select_feature", "patch")
-        if feature not in _FEATURES:
-            raise CheckpointError(f"{cfg_path}: mm_vision_select_feature: {feature} is not supported (patch, cls_patch)")
-        aspect = cfg.get("image_aspect_ratio") or "square"
-        if not ASPECTS.fullmatch(str(aspect)):
-            raise CheckpointError(f"{cfg_path}: image_aspect_ratio: {aspect} is not supported (pad, square, anyres, anyres_max_N)")
-        if cfg.get("mm_resampler_type"):
-            raise CheckpointError(f"{cfg_path}: mm_resampler_type: {cfg['mm_resampler_type']} is not supported (transformers' Llava classes have none)")
-        pinpoints = cfg.get("image_grid_pinpoints")
-        if aspect.startswith("anyres"):
-            merge = cfg.get("mm_patch_merge_type", "flat")
-            if merge not in ("spatial_unpad", "spatial_unpad_nocrop") if aspect == "anyres" else merge != "spatial_unpad":
-                raise CheckpointError(f"{cfg_path}: mm_patch_merge_type: {merge} with {aspect} is not supported (spatial_unpad)")
-            if pinpoints is None:
-                raise CheckpointError(f"{cfg_path}: image_grid_pinpoints: missing, and image_aspect_ratio is {aspect}")
-            if aspect != "anyres" and arch not in _NEXT_REPO:
-                raise CheckpointError(f"{cfg_path}: image_aspect_ratio: {aspect} comes from the LLaVA-NeXT repo, but architectures is {arch}")
-        return {
-            "architecture": arch,
-            "projector_type": "mlp2x_gelu" if m else ptype,
-            "strategy": _FEATURES[feature],
-            "layer": cfg.get("mm_vision_select_layer", -2),
-            "aspect": aspect,
-            "pinpoints": pinpoints,
-            "mm_hidden_size": cfg.get("mm_hidden_size"),
-        }
+        return read_options(cfg, cfg_path)
 
     # -- the parts -------------------------------------------------------------------------
     def _original_state(self) -> dict:
@@ -266,7 +218,9 @@ class LlavaRepoAdapter(HFAdapter):
             with peft_quiet():
                 merged = PeftModel.from_pretrained(llama, str(self.ckpt), is_trainable=False).merge_and_unload()
         except (OSError, ValueError, RuntimeError, KeyError) as e:
-            raise CheckpointError(f"{self.ckpt}: cannot apply the LoRA adapter: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+            raise CheckpointError(
+                f"{self.ckpt}: cannot apply the LoRA adapter: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            ) from None
         out = {k: v for k, v in state.items() if k not in llm_keys}
         out.update({k: v.detach() for k, v in merged.state_dict().items()})
         return out
@@ -279,7 +233,9 @@ class LlavaRepoAdapter(HFAdapter):
             return given.resolve()
         named = cfg.get("mm_vision_tower") or cfg.get("vision_tower")
         if not named:
-            raise CheckpointError(f"{self.ckpt / 'config.json'}: mm_vision_tower: missing; pass --vision-tower DIR (a local CLIP vision tower)")
+            raise CheckpointError(
+                f"{self.ckpt / 'config.json'}: mm_vision_tower: missing; pass --vision-tower DIR (a local CLIP vision tower)"
+            )
         # the original resolves it against the working directory; a copied checkpoint folder keeps
         # its tower next to it more often, so that comes first
         for cand in (self.ckpt / named, Path.cwd() / named):  # an absolute path stays itself
@@ -296,14 +252,16 @@ class LlavaRepoAdapter(HFAdapter):
         arch = (cfg.get("architectures") or ["LlavaLlamaForCausalLM"])[0]
         if "hidden_size" not in cfg and self.base is not None:  # a bare stage-1 config: the LLM's is in base
             cfg = {**read_config(self.base), **cfg}
-        cls = getattr(transformers, _TEXT_CONFIGS.get(arch, "LlamaConfig"))
+        cls = getattr(transformers, TEXT_CONFIGS.get(arch, "LlamaConfig"))
         fields = {k: v for k, v in cfg.items() if not _NOT_TEXT.match(k) and k not in ("architectures", "model_type", "auto_map")}
         # 4.3x-era keys, converted here: transformers 5 warns on rope_scaling (FutureWarning)
         theta, scaling = fields.pop("rope_theta", None), fields.pop("rope_scaling", None)
         if "rope_parameters" not in fields and (theta is not None or scaling):
             rope = {"rope_type": "default", "rope_theta": 10000.0 if theta is None else theta}
             if scaling:
-                rope.update({k: v for k, v in scaling.items() if k != "type"}, rope_type=scaling.get("rope_type") or scaling.get("type", "default"))
+                rope.update(
+                    {k: v for k, v in scaling.items() if k != "type"}, rope_type=scaling.get("rope_type") or scaling.get("type", "default")
+                )
             fields["rope_parameters"] = rope
         emb = state.get("model.embed_tokens.weight")
         if emb is not None:  # the weights decide: a resized vocabulary (<im_patch>) is not always in the config
@@ -332,7 +290,9 @@ class LlavaRepoAdapter(HFAdapter):
             else:  # config= so that AutoTokenizer does not read config.json (model_type llava_llama is unknown to it)
                 tok = transformers.AutoTokenizer.from_pretrained(folder, config=text_cfg, local_files_only=True, trust_remote_code=False)
         except (OSError, ValueError, KeyError) as e:
-            raise CheckpointError(f"{folder}: cannot load the tokenizer: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+            raise CheckpointError(
+                f"{folder}: cannot load the tokenizer: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            ) from None
         tok.chat_template = None  # the original format has none: the template comes from --template / the profile
         return tok
 
@@ -346,7 +306,8 @@ class LlavaRepoAdapter(HFAdapter):
         mm_hidden = opts["mm_hidden_size"]
         if mm_hidden is not None and mm_hidden != vision_cfg.hidden_size:
             raise CheckpointError(
-                f"{self.ckpt / 'config.json'}: mm_hidden_size: {mm_hidden}, but the vision tower {tower_dir} has hidden size {vision_cfg.hidden_size}"
+                f"{self.ckpt / 'config.json'}: mm_hidden_size: {mm_hidden}, "
+                f"but the vision tower {tower_dir} has hidden size {vision_cfg.hidden_size}"
             )
         if not tower.has_cls:  # the LLaVA-NeXT repo's SigLIP: the last layer dropped, its input read, every token
             opts.update(strategy="full", layer=-2)
@@ -384,9 +345,13 @@ class LlavaRepoAdapter(HFAdapter):
                 output_loading_info=True, **load_kw,
             )
         except (RuntimeError, ValueError) as e:  # e.g. a tensor whose shape the config contradicts
-            raise CheckpointError(f"{self.ckpt}: cannot load the weights: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e) else ''}") from None
+            raise CheckpointError(
+                f"{self.ckpt}: cannot load the weights: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e) else ''}"
+            ) from None
         info = {
-            "missing_keys": sorted({original_name(k, ptype) for k in missing} | {original_name(k, ptype) for k in info.get("missing_keys", [])}),
+            "missing_keys": sorted(
+                {original_name(k, ptype) for k in missing} | {original_name(k, ptype) for k in info.get("missing_keys", [])}
+            ),
             "unexpected_keys": unexpected,
             "mismatched_keys": sorted(info.get("mismatched_keys", [])),
         }
@@ -417,7 +382,7 @@ class LlavaRepoAdapter(HFAdapter):
             return self.profile.template, f"profile {self.profile.name}"
         # the original picks it from the directory name; we never guess from names: say what we used
         name, whose = DEFAULT_TEMPLATE, "LLaVA-1.5's"
-        if self.options["architecture"] in _NEXT_REPO:
+        if self.options["architecture"] in NEXT_REPO:
             name, whose = NEXT_REPO_TEMPLATE, "the LLaVA-NeXT repo's for Qwen LLMs, as OneVision's"
         print(
             f"vibes-eval: {self.ckpt}: the original LLaVA format records no conversation template; "

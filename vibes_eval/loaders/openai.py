@@ -28,8 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from vibes_eval.errors import CheckpointError, ErrorKind, RemoteError, UsageError
-from vibes_eval.limits import MAX_ANSWER_CHARS, MAX_RESPONSE_BYTES
+from vibes_eval.limits import MAX_RESPONSE_BYTES
 from vibes_eval.loaders.base import Adapter, AdapterSpec
+from vibes_eval.loaders.chat_answer import KINDS as _KINDS
+from vibes_eval.loaders.chat_answer import parse_answer as _parse_answer
+from vibes_eval.loaders.chat_answer import server_code as _server_code
+from vibes_eval.loaders.chat_answer import server_message as _server_message
 from vibes_eval.loaders.detect import Detection, Profile
 from vibes_eval.loaders.exchange import Exchange, TooLarge
 from vibes_eval.records import Request, Response
@@ -44,7 +48,6 @@ DEFAULT_TIMEOUT = 60.0
 DEFAULT_TRIES = 3
 GIVE_UP_AFTER = 4  # requests in a row timing out on every try, after which the rest are not sent
 RETRY_AFTER_CAP = 20.0  # seconds: a server's Retry-After beyond this is not worth waiting for in a smoke test
-_FINISH = {"stop": "eos", "eos": "eos", "length": "length"}
 
 
 def api_root(base_url: str) -> str:
@@ -61,32 +64,6 @@ def api_root(base_url: str) -> str:
 
 def _api_key(explicit: str | None) -> str | None:
     return explicit or next((os.environ[v] for v in API_KEY_ENV if os.environ.get(v)), None)
-
-
-def _server_message(body: bytes) -> str:
-    """The human part of an error body: OpenAI's {"error": {"message"}}, FastAPI's {"detail"}, or the text."""
-    text = body.decode("utf-8", "replace").strip()
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
-        return short(text, 300) or "(empty body)"
-    err = data.get("error", data.get("detail", data.get("message"))) if isinstance(data, dict) else None
-    if isinstance(err, dict):
-        err = err.get("message") or err
-    return short(err if isinstance(err, str) else json.dumps(err if err is not None else data, default=str)[:1200], 300)
-
-
-_KINDS = {k.value: k for k in ErrorKind}
-
-
-def _server_code(body: bytes) -> str | None:
-    """OpenAI's {"error": {"code": ...}}, if the body has one."""
-    try:
-        err = json.loads(body).get("error")
-    except (ValueError, AttributeError):
-        return None
-    code = err.get("code") if isinstance(err, dict) else None
-    return code if isinstance(code, str) else None
 
 
 def _encode_png(image) -> str:
@@ -406,43 +383,6 @@ class OpenAIAdapter(Adapter):
         self.supports_scoring  # noqa: B018 - asks the server once; the answer goes into the fingerprint
         fp["prompt_logprobs"] = redact(self._scoring[1]) if self._scoring else None
         return fp
-
-
-def _parse_answer(r: Request, data: Any, url: str) -> Response:
-    """The Response in a chat.completion body; anything malformed is an error on this prompt only."""
-    def error(msg: str) -> Response:
-        return Response(prompt_id=r.prompt_id, variant=r.variant, finish="error", error=redact(msg),
-                        error_kind=ErrorKind.REMOTE)
-
-    choices = data.get("choices") if isinstance(data, dict) else None
-    choice = choices[0] if isinstance(choices, list) and choices else None
-    message = choice.get("message") if isinstance(choice, dict) else None
-    if not isinstance(message, dict):
-        try:
-            shown = json.dumps(data, default=str)[:400]
-        except (ValueError, RecursionError):
-            shown = type(data).__name__
-        return error(f"{url}: no choices[0].message in the answer: {short(shown, 200)}")
-    content = message.get("content")
-    if isinstance(content, list):  # some servers answer in content parts
-        content = "".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
-    if content is not None and not isinstance(content, str):
-        return error(f"{url}: choices[0].message.content is {type(content).__name__} {short(content, 40)}, not text")
-    reason = choice.get("finish_reason")
-    if reason is not None and not isinstance(reason, str):
-        return error(f"{url}: choices[0].finish_reason is {type(reason).__name__} {short(reason, 40)}, not text")
-    finish = _FINISH.get(reason, "eos")
-    text = (content or "").strip()
-    if len(text) > MAX_ANSWER_CHARS:  # a 10 MB answer must not become a 100 MB report: cut and say so
-        text = text[:MAX_ANSWER_CHARS] + f" … [cut by vibes-eval: the answer was {len(text):,} characters]"
-        finish = "length"
-    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-    tokens = usage.get("completion_tokens")
-    return Response(
-        prompt_id=r.prompt_id, variant=r.variant, text=redact(text),
-        new_tokens=tokens if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0 else 0,
-        finish=finish,
-    )
 
 
 def add_openai_arguments(parser) -> None:

@@ -118,7 +118,11 @@ class PrefixEngine:
 
         layer = self.model.config.vision_feature_layer
         tower = getattr(getattr(self.model, "model", self.model), "vision_tower", None)
-        found = [(n, m) for n, m in tower.named_modules() if n.endswith("encoder.layers") and isinstance(m, torch.nn.ModuleList)] if tower is not None else []
+        found = (
+            [(n, m) for n, m in tower.named_modules() if n.endswith("encoder.layers") and isinstance(m, torch.nn.ModuleList)]
+            if tower is not None
+            else []
+        )
         if not isinstance(layer, int) or len(found) != 1:
             yield layer
             return
@@ -279,7 +283,12 @@ class PrefixEngine:
         order = sorted(range(len(rows)), key=lambda i: (order_key(i), len(rows[i].prefix), rows[i].key))
         out: list[list[int]] = []
         for i in order:
-            if out and len(out[-1]) < limit and len(rows[out[-1][0]].prefix) == len(rows[i].prefix) and order_key(out[-1][0]) == order_key(i):
+            if (
+                out
+                and len(out[-1]) < limit
+                and len(rows[out[-1][0]].prefix) == len(rows[i].prefix)
+                and order_key(out[-1][0]) == order_key(i)
+            ):
                 out[-1].append(i)
             else:
                 out.append([i])

@@ -68,14 +68,16 @@ def _walk(cfg: Any, prefix: str, depth: int = 0) -> str | None:
                 return problem
     image, patch = cfg.get("image_size"), cfg.get("patch_size")
     if isinstance(image, int) and isinstance(patch, int) and patch > 0 and (image // patch) ** 2 > MAX_POSITIONS_PER_IMAGE:
-        return f"{prefix}image_size: {image} with patch_size {patch} is {(image // patch) ** 2:,} patches per image (at most {MAX_POSITIONS_PER_IMAGE:,})"
+        patches = (image // patch) ** 2
+        return f"{prefix}image_size: {image} with patch_size {patch} is {patches:,} patches per image (at most {MAX_POSITIONS_PER_IMAGE:,})"
     layers, hidden = cfg.get("num_hidden_layers"), cfg.get("hidden_size")
     if isinstance(layers, int) and isinstance(hidden, int):
         inner = cfg.get("intermediate_size") if isinstance(cfg.get("intermediate_size"), int) else 4 * hidden
         vocab = cfg.get("vocab_size") if isinstance(cfg.get("vocab_size"), int) else 0
         params = layers * (4 * hidden * hidden + 3 * hidden * inner) + 2 * vocab * hidden
         if params > MAX_PARAMETERS:
-            return f"{prefix}num_hidden_layers: {layers} layers of size {hidden} is about {params:.1e} parameters (at most {MAX_PARAMETERS:.0e})"
+            return (f"{prefix}num_hidden_layers: {layers} layers of size {hidden} is about {params:.1e} parameters "
+                    f"(at most {MAX_PARAMETERS:.0e})")
     return None
 
 

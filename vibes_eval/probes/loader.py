@@ -43,7 +43,9 @@ def probe_projector_weights(fp: dict) -> Signal:
     if proj.get("all_zero"):
         return Signal(probe="projector_weights", status=Status.FAIL, score=0.0, evidence=ev,
                       reason="Every projector weight is zero: the image reaches the LLM as nothing.")
-    return Signal(probe="projector_weights", status=Status.PASS, score=1.0, evidence=ev, reason="Projector weights are finite and non-zero.")
+    return Signal(
+        probe="projector_weights", status=Status.PASS, score=1.0, evidence=ev, reason="Projector weights are finite and non-zero."
+    )
 
 
 def probe_projector_norm(fp: dict) -> Signal:

@@ -112,7 +112,15 @@ def build_bench(out: Path, *, seed: int = 0, new_tokens: int = 32, size: str = "
     model.save_pretrained(out)
     processor.save_pretrained(out)
     # the toy tokenizer only knows the shapes world: let `vibes-eval run` default to suites/shapes.yaml
-    marker = {"variant": "bench" if size == "bench" else f"bench-{size}", "seed": seed, "random_weights": True, "new_tokens": new_tokens, "dtype": dtype,
-              "parameters": sum(p.numel() for p in model.parameters()), "transformers": transformers.__version__, **g}
+    marker = {
+        "variant": "bench" if size == "bench" else f"bench-{size}",
+        "seed": seed,
+        "random_weights": True,
+        "new_tokens": new_tokens,
+        "dtype": dtype,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "transformers": transformers.__version__,
+        **g,
+    }
     (out / TOY_MARKER).write_text(json.dumps(marker) + "\n")
     return out

@@ -18,7 +18,18 @@ from dataclasses import dataclass
 
 from vibes_eval.toy import world
 
-__all__ = ["Batchable", "Split", "encode", "evaluate", "generate_answers", "make_split", "pretrain_vision", "prompt_text", "subset", "train_lm"]
+__all__ = [
+    "Batchable",
+    "Split",
+    "encode",
+    "evaluate",
+    "generate_answers",
+    "make_split",
+    "pretrain_vision",
+    "prompt_text",
+    "subset",
+    "train_lm",
+]
 
 
 def prompt_text(question: str, context: str = "<image>") -> str:
@@ -249,7 +260,14 @@ def generate_answers(model, processor, split: Split, indices, *, pixels=None, ma
     return [a.strip() for a in answers]
 
 
-def evaluate(model, processor, split: Split, *, pixels=None, families=("color", "shape", "count", "position", "yesno", "reasoning", "refusal", "caption")) -> dict[str, float]:
+def evaluate(
+    model,
+    processor,
+    split: Split,
+    *,
+    pixels=None,
+    families=("color", "shape", "count", "position", "yesno", "reasoning", "refusal", "caption"),
+) -> dict[str, float]:
     """Exact-match accuracy per question family on `split` (a held-out split, never training items)."""
     out = {}
     for fam in families:
