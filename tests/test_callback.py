@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 
@@ -189,7 +190,8 @@ def _rank_main(rank: int, world: int, port: int, results) -> None:
 
     import vibes_eval.integrations.transformers as integration
 
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=90))
     try:
         cb = VibesCallback(None, suite=SHAPES, every=1, log=lambda s: None)
         evaluated = []
@@ -223,8 +225,14 @@ def test_under_two_processes_rank_0_evaluates_and_both_stop():
     procs = [ctx.Process(target=_rank_main, args=(rank, 2, port, results)) for rank in range(2)]
     for p in procs:
         p.start()
-    for p in procs:
-        p.join(timeout=120)
+    try:
+        for p in procs:
+            p.join(timeout=120)
+    finally:  # a rank stuck in the rendezvous must not keep pytest waiting for it at exit
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join(timeout=10)
     assert [p.exitcode for p in procs] == [0, 0]
     got = sorted(results.get(timeout=5) for _ in procs)
     assert got == [(0, [5], True), (1, [], True)]

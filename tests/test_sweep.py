@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from vibes_eval.sweep import Prefetcher, cached_digest, parse_devices, parse_shard, shard
+from vibes_eval.loaders.weight_files import cached_digest
+from vibes_eval.sweep import Prefetcher, parse_devices, parse_shard, shard
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = ROOT / "suites" / "shapes.yaml"
@@ -55,6 +56,23 @@ def test_prefetch_reads_and_hashes_the_weights(tmp_path):
     assert cached_digest(ckpt / "model.safetensors") is None
 
 
+def test_a_trainer_checkpoints_own_state_is_neither_read_ahead_nor_hashed(tmp_path):
+    from vibes_eval.loaders.weight_files import hash_weights, weight_files
+
+    ckpt = tmp_path / "checkpoint-500"  # what transformers' Trainer saves beside the weights
+    ckpt.mkdir()
+    (ckpt / "model.safetensors").write_bytes(b"w" * 1000)
+    for name in ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state.pth", "rng_state_3.pth", "training_args.bin"):
+        (ckpt / name).write_bytes(b"s" * 5000)
+    (ckpt / "mm_projector.bin").write_bytes(b"p" * 10)  # the original LLaVA repo's projector: weights
+    assert [f.name for f in weight_files(ckpt)] == ["mm_projector.bin", "model.safetensors"]
+    with Prefetcher() as pf:
+        pf.ahead(ckpt)
+        pf.wait()
+    assert pf.read_bytes == 1010
+    assert sorted(hash_weights(ckpt)) == ["mm_projector.bin", "model.safetensors"]
+
+
 def test_prefetch_leaves_a_checkpoint_too_big_for_memory_alone(tmp_path, monkeypatch):
     import vibes_eval.sweep as sweep
 
@@ -85,6 +103,39 @@ def _essence(sc: dict) -> dict:
     }
 
 
+def _one_line_each_and_the_overall_bar(err: str, ckpts, out) -> None:
+    """stderr of a sweep on a non-terminal: each checkpoint's result once, on one line, and the finished overall bar."""
+    lines = err.splitlines()
+    for ckpt, said in zip(ckpts, ["pass", "fail image_blind"]):
+        want = f"{ckpt}: {said} -> {out / ckpt.name / 'scorecard.html'}"
+        assert lines.count(want) == 1, (want, err)
+    assert any(line.startswith("checkpoints") and "2/2" in line for line in lines), err
+
+
+def test_the_sweep_eta_counts_down_from_the_mean_time_per_checkpoint():
+    import io
+
+    from rich.console import Console
+
+    from vibes_eval.run_display import SweepDisplay
+
+    now = [0.0]
+    display = SweepDisplay(3, Console(file=io.StringIO()), get_time=lambda: now[0])
+    task = display.progress.tasks[0]
+    eta = display.progress.columns[-1]
+    assert eta.render(task).plain == ""  # nothing finished: no estimate
+    now[0] = 10.0
+    display.advance(0, 0)
+    now[0] = 12.0
+    assert eta.render(task).plain == "ETA 0:00:18"  # 10 s each, 3 in all, 12 s spent
+    now[0] = 20.0
+    display.advance(1, 1)
+    now[0] = 21.0
+    assert eta.render(task).plain == "ETA 0:00:09"
+    display.advance(2, 0)
+    assert eta.render(task).plain == "" and task.finished
+
+
 @pytest.fixture(scope="module")
 def two_toys(zoo_dir):
     return [zoo_dir / "healthy", zoo_dir / "image-blind"]
@@ -94,9 +145,11 @@ def test_two_cpu_workers_give_the_sequential_scorecards(two_toys, tmp_path, caps
     from vibes_eval.cli import main
 
     seq, pool = tmp_path / "seq", tmp_path / "pool"
-    argv = ["run", *map(str, two_toys), "--suite", str(SHAPES), "--quiet"]
+    argv = ["run", *map(str, two_toys), "--suite", str(SHAPES)]
     assert main([*argv, "--out", str(seq), "--no-prefetch"]) == 1  # image-blind fails the gate
+    _one_line_each_and_the_overall_bar(capsys.readouterr().err, two_toys, seq)
     assert main([*argv, "--out", str(pool), "--devices", "cpu,cpu"]) == 1
+    _one_line_each_and_the_overall_bar(capsys.readouterr().err, two_toys, pool)  # the workers' lines, shown by the parent
     names = [c.name for c in two_toys]
     a, b = _cards(seq, names), _cards(pool, names)
     for n in names:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from contextlib import nullcontext
 from pathlib import Path
 
 from vibes_eval import guard
@@ -19,6 +20,7 @@ from vibes_eval.errors import EXIT_EVAL, EXIT_USAGE, UsageError, command
 from vibes_eval.loaders.base import AdapterSpec
 from vibes_eval.render.reports import new_run_id, write_reports  # json + html + junit, atomic, one run id, redacted
 from vibes_eval.resources import default_suite
+from vibes_eval.run_display import StageBars, SweepDisplay
 from vibes_eval.safety import say, strip_control
 
 __all__ = [
@@ -106,50 +108,24 @@ def parse_run_args(argv: list[str]):
     return parser.parse_args(argv)
 
 
-class _Bars:
-    """Rich progress bars that appear with the first tick (after the loading spinner has gone)."""
-
-    def __init__(self, console, quiet: bool):
-        self.console, self.quiet = console, quiet
-        self.bar = None
-        self.tasks: dict[str, int] = {}
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if self.bar is None:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                console=self.console, disable=self.quiet, transient=True)
-            self.bar.start()
-        if stage not in self.tasks:
-            self.tasks[stage] = self.bar.add_task(stage, total=max(total, 1))
-        self.bar.update(self.tasks[stage], completed=done, total=max(total, 1))
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-            self.bar = None
-
-
 @command  # a UsageError is one line and exit 2 here too (sweep.py calls this in worker processes)
-def _one(ckpt: Path | None, args, out: Path) -> int:
-    """Evaluate one checkpoint (None: the server), write its reports, show them; the exit code."""
+def _one(ckpt: Path | None, args, out: Path, display=None) -> int:
+    """Evaluate one checkpoint (None: the server), write its reports, show them; the exit code.
+
+    `display`: a sweep's (run_display.SweepDisplay, or LineRelay in a worker process), which
+    draws the stage bars and shows this checkpoint's one-line result; None for one checkpoint.
+    """
     spec = spec_from_args(args, ckpt)
     err = _stderr_console()
     suite = resolve_suite(args.suite, spec.checkpoint)  # SuiteError: exit 2, nothing loaded
     problem = guard.suite_problem(args, suite) or check_writable_dir(out) or (args.junit and check_writable_file(args.junit))
     if problem:  # found before any model work, not after it
         raise UsageError(problem)
-    bars = _Bars(err, args.quiet or not getattr(args, "progress", True))
+    quiet = args.quiet or not getattr(args, "progress", True)
+    bars = display.bars(quiet) if display else StageBars(err, quiet)
     try:
         sc = evaluate(spec, suite, grounding=not args.no_grounding, max_fail=args.max_fail, max_warn=args.max_warn,
-                      progress=bars, loading=err.status, tune_malloc=True)
+                      progress=bars, loading=display.loading if display else err.status, tune_malloc=True)
     except EvaluationFailed as e:  # say why in one line, and still write a scorecard that records it
         bars.close()  # before printing: the bars are drawn on stderr
         sc = guard.apply(e.scorecard, args)
@@ -163,8 +139,12 @@ def _one(ckpt: Path | None, args, out: Path) -> int:
     if not _write_or_say(sc, out, args.junit, getattr(args, "run_id", None)):
         return EXIT_USAGE
     if (len(args.checkpoints) > 1 or getattr(args, "shard", None)) and not args.quiet:  # one line per checkpoint here
-        line = f"{spec.label}: {sc.verdict.status.value} {', '.join(sc.verdict.diagnoses)} -> {out / 'scorecard.html'}"
-        err.print(strip_control(line), markup=False, highlight=False)
+        said = " ".join([sc.verdict.status.value, ", ".join(sc.verdict.diagnoses)]).strip()
+        line = strip_control(f"{spec.label}: {said} -> {out / 'scorecard.html'}")
+        if display:
+            display.line(line)
+        else:
+            err.print(line, markup=False, highlight=False, soft_wrap=True)
     elif not args.quiet:
         from rich.console import Console
 
@@ -244,9 +224,12 @@ def run_command(args) -> int:
     if not plan.checkpoints:
         say(f"--shard {args.shard}: no checkpoint falls in this shard")
         return 0
-    # one model in memory at a time per process; the next one's weights are read ahead (sweep.py)
-    codes = run_sweep(plan.checkpoints, plan.outs, args, lambda ckpt, out: _one(ckpt, args, out), devices=plan.devices,
-                      prefetch=not args.no_prefetch, entry=_one)
+    # one model in memory at a time per process; the next one's weights are read ahead (sweep.py);
+    # several checkpoints: one overall bar with an ETA, each one's result line above it (run_display.py)
+    display = SweepDisplay(len(plan.checkpoints), _stderr_console()) if len(plan.checkpoints) > 1 and not args.quiet else None
+    with display or nullcontext():
+        codes = run_sweep(plan.checkpoints, plan.outs, args, lambda ckpt, out: _one(ckpt, args, out, display),
+                          devices=plan.devices, prefetch=not args.no_prefetch, entry=_one, display=display)
     if EXIT_USAGE in codes:
         return EXIT_USAGE
     if plan.compare:

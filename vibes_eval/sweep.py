@@ -24,35 +24,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Prefetcher", "SweepPlan", "add_sweep_arguments", "cached_digest", "parse_devices", "parse_shard", "plan_sweep",
-           "run_sweep", "shard"]
+from vibes_eval.loaders.weight_files import HASH_FULL_LIMIT, file_key, remember_digest, weight_files
+
+__all__ = ["Prefetcher", "SweepPlan", "add_sweep_arguments", "parse_devices", "parse_shard", "plan_sweep", "run_sweep", "shard"]
 
 CHUNK = 8 << 20
-WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
-HASH_FULL_LIMIT = 4 << 30
-"""Checkpoints above this total are hashed by samples in the fingerprint (loaders/hf.py): not hashed ahead."""
-
-_digests: dict[tuple[str, int, int], str] = {}
-_digests_lock = threading.Lock()
-
-
-def _key(path: Path) -> tuple[str, int, int]:
-    st = path.stat()
-    return str(path.resolve()), st.st_size, st.st_mtime_ns
-
-
-def cached_digest(path: Path) -> str | None:
-    """The `sha256:` digest a prefetch computed for this file, if its size and mtime are unchanged."""
-    try:
-        key = _key(Path(path))
-    except OSError:
-        return None
-    with _digests_lock:
-        return _digests.get(key)
-
-
-def _weight_files(ckpt: Path) -> list[Path]:
-    return sorted(p for pat in WEIGHT_PATTERNS for p in Path(ckpt).glob(pat) if p.is_file())
 
 
 def _available_memory() -> int | None:
@@ -111,7 +87,7 @@ class Prefetcher:
         if previous is not None:
             previous.join()
         try:
-            files = _weight_files(ckpt)
+            files = weight_files(ckpt)  # the weights the loader reads, not the Trainer's optimizer.pt
             total = sum(f.stat().st_size for f in files)
         except OSError as e:
             self.errors.append(f"{ckpt}: {e}")
@@ -123,9 +99,9 @@ class Prefetcher:
         buf = bytearray(CHUNK)
         view = memoryview(buf)
         for f in files:
-            h = hashlib.sha256() if total <= HASH_FULL_LIMIT else None
+            h = hashlib.sha256() if total <= HASH_FULL_LIMIT else None  # above: the fingerprint samples, not hashed ahead
             try:
-                key = _key(f)
+                key = file_key(f)
                 with open(f, "rb", buffering=0) as fh:
                     while not self._stop.is_set():
                         n = fh.readinto(buf)
@@ -140,8 +116,7 @@ class Prefetcher:
             if self._stop.is_set():
                 return
             if h is not None:
-                with _digests_lock:
-                    _digests[key] = "sha256:" + h.hexdigest()
+                remember_digest(key, "sha256:" + h.hexdigest())
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -179,11 +154,13 @@ def parse_devices(text: str | None) -> list[str] | None:
     return names
 
 
-def _sequential(ckpts: list[Path], outs: list[Path], one: Callable[[Path, Path], int], prefetch: bool) -> list[int]:
+def _sequential(ckpts: list[Path], outs: list[Path], one: Callable[[Path, Path], int], prefetch: bool,
+                on_done: Callable[[int, int], None] | None = None, index: Callable[[int], int] = int) -> list[int]:
     """Each checkpoint in turn, the next one's weights read ahead while this one is scored.
 
     The first one's are read while the process imports torch and transformers (seconds on a
-    GPU machine), so even a single checkpoint's load starts from memory.
+    GPU machine), so even a single checkpoint's load starts from memory. `on_done(index(k),
+    code)` after checkpoint k (`index`: its place in the whole sweep).
     """
     codes: list[int] = []
     with Prefetcher() as pf:
@@ -193,17 +170,32 @@ def _sequential(ckpts: list[Path], outs: list[Path], one: Callable[[Path, Path],
             if prefetch and k + 1 < len(ckpts):
                 pf.ahead(ckpts[k + 1])
             codes.append(one(ckpt, out))
+            if on_done is not None:
+                on_done(index(k), codes[-1])
             if codes[-1] == 2:  # bad usage or suite: the others would fail the same way
                 break
     return codes
 
 
-def _worker(device: str, ckpts: list[Path], outs: list[Path], args, threads: int | None, prefetch: bool,
-            entry: Callable | str) -> list[int]:
-    """One worker process: its checkpoints on its device, in turn (bars off: several processes share the terminal).
+_relay = None  # in a worker process started for a display: where its checkpoints' lines go (run_display.LineRelay)
 
-    `entry(ckpt, args, out) -> exit code` is a module-level function (picklable by name) or its
-    "module:function" name; run passes run._one.
+
+def _init_worker(queue) -> None:
+    global _relay
+    if queue is not None:
+        from vibes_eval.run_display import LineRelay
+
+        _relay = LineRelay(queue)
+
+
+def _worker(device: str, ckpts: list[Path], outs: list[Path], args, threads: int | None, prefetch: bool,
+            entry: Callable | str, first: int = 0, step: int = 1) -> list[int]:
+    """One worker process: its checkpoints on its device, in turn (no bars: several processes share the terminal).
+
+    `entry(ckpt, args, out, display) -> exit code` is a module-level function (picklable by
+    name) or its "module:function" name; run passes run._one. Its checkpoints are the sweep's
+    `first`, `first + step`, ...; with a display in the parent, their lines and completions go
+    there.
     """
     if threads:
         import torch
@@ -216,24 +208,34 @@ def _worker(device: str, ckpts: list[Path], outs: list[Path], args, threads: int
         entry = getattr(importlib.import_module(module), name)
     args.device = device
     args.progress = False
-    return _sequential(ckpts, outs, lambda c, o: entry(c, args, o), prefetch)
+    relay = _relay
+    try:
+        return _sequential(ckpts, outs, lambda c, o: entry(c, args, o, relay), prefetch,
+                           on_done=relay.advance if relay else None, index=lambda k: first + k * step)
+    finally:
+        if relay:
+            relay.end(first)
 
 
 def run_sweep(ckpts: list[Path], outs: list[Path], args, one: Callable[[Path, Path], int], *,
-              devices: list[str] | None = None, prefetch: bool = True, entry: Callable | str | None = None) -> list[int]:
+              devices: list[str] | None = None, prefetch: bool = True, entry: Callable | str | None = None,
+              display=None) -> list[int]:
     """Exit codes of `one(ckpt, out)` for every checkpoint (sequential), or of the same run in one worker per device.
 
-    Workers call `entry(ckpt, args, out)` instead: a module-level function, as a spawned process
-    needs one it can import (run._one); this module imports nothing of the command that runs it.
+    Workers call `entry(ckpt, args, out, display)` instead: a module-level function, as a
+    spawned process needs one it can import (run._one); this module imports nothing of the
+    command that runs it. `display` (run_display.SweepDisplay): counts finished checkpoints and
+    shows the workers' lines (the sequential `one` is the caller's, which shows its own).
 
     With several devices, worker k takes checkpoints k, k+n, ... and `args.device` is its
     device; each worker reads its own next checkpoint ahead. The CPU threads are split between
     CPU workers unless OMP_NUM_THREADS says otherwise.
     """
+    on_done = display.advance if display else None
     if not devices or len(devices) == 1 or len(ckpts) == 1:
         if devices:
             args.device = devices[0]
-        return _sequential(ckpts, outs, one, prefetch)
+        return _sequential(ckpts, outs, one, prefetch, on_done)
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
@@ -243,21 +245,55 @@ def run_sweep(ckpts: list[Path], outs: list[Path], args, one: Callable[[Path, Pa
     threads = None
     if cpu_workers and not os.environ.get("OMP_NUM_THREADS"):
         threads = max(1, (os.cpu_count() or 1) // cpu_workers)
-    codes: list[int] = [0] * len(ckpts)
-    with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn")) as pool:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue() if display else None
+    codes: list[int | None] = [None] * len(ckpts)
+    with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=(queue,)) as pool:
         futures = {pool.submit(_worker, devices[k], shard(ckpts, k, n), shard(outs, k, n), args,
-                               threads if devices[k] == "cpu" else None, prefetch, entry): k for k in range(n)}
+                               threads if devices[k] == "cpu" else None, prefetch, entry, k, n): k for k in range(n)}
+        _follow(futures, queue, display, codes)
         for fut, k in futures.items():
             try:
                 got = fut.result()
             except Exception as e:  # a worker died (out of memory, a CUDA fault): its checkpoints could not be evaluated
                 print(f"vibes-eval: worker on {devices[k]} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
                       file=sys.stderr)
-                got = [3] * len(shard(ckpts, k, n))
+                got = []
             pad = 2 if got and got[-1] == 2 else 3  # a worker stops after a usage error
             for idx, code in zip(range(k, len(ckpts), n), got + [pad] * (len(shard(ckpts, k, n)) - len(got))):
+                if codes[idx] is None and on_done:  # not reported: never run
+                    on_done(idx, code)
                 codes[idx] = code
-    return codes
+    return [3 if c is None else c for c in codes]
+
+
+def _follow(futures: dict, queue, display, codes: list) -> None:
+    """Until every worker has said it is done (or died): show their lines and count their checkpoints as they come.
+
+    A worker's messages travel in order, its "end" last, so nothing it sent is left behind.
+    """
+    import time
+    from queue import Empty
+
+    waiting = set(futures.values())
+    settled = None
+    while queue is not None and waiting:
+        try:
+            kind, *rest = queue.get(timeout=0.2)
+        except Empty:
+            waiting -= {k for f, k in futures.items() if f.done() and f.exception() is not None}  # died: no "end" comes
+            if all(f.done() for f in futures):
+                settled = settled or time.monotonic()
+                if time.monotonic() - settled > 5:  # returned, yet its last messages never came: stop waiting
+                    return
+            continue
+        if kind == "line":
+            display.line(rest[0])
+        elif kind == "done":
+            codes[rest[0]] = rest[1]
+            display.advance(*rest)
+        else:
+            waiting.discard(rest[0])
 
 
 def add_sweep_arguments(parser) -> None:

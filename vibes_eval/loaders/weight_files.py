@@ -2,23 +2,62 @@
 
 The hash goes into the fingerprint (two runs of the same weights say so); above
 HASH_FULL_LIMIT in total, each file is hashed by its size, first and last 16 MiB.
+A Trainer checkpoint's own state (optimizer.pt, scheduler.pt, rng_state*.pth,
+training_args.bin, scaler.pt) is not weights: it is neither hashed nor read ahead (an
+optimizer.pt is twice a model's fp32 size). The sweep's read-ahead (sweep.Prefetcher) hashes
+the files it reads and leaves the digests here (`remember_digest`), so `hash_weights` reads
+nothing twice.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
 
 from vibes_eval.loaders.detect import CheckpointError
 
-__all__ = ["HASH_FULL_LIMIT", "check_weights", "hash_weights", "weight_files"]
+__all__ = ["HASH_FULL_LIMIT", "cached_digest", "check_weights", "file_key", "hash_weights", "remember_digest", "weight_files"]
 
 HASH_FULL_LIMIT = 4 << 30  # weight files above this total are hashed by samples (size + head + tail)
 _WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
+TRAINER_STATE = frozenset({"optimizer.pt", "scheduler.pt", "scaler.pt", "training_args.bin"})
+"""Files a transformers Trainer saves beside the weights (with rng_state*.pth): never loaded as weights."""
+
+
+def _trainer_state(name: str) -> bool:
+    return name in TRAINER_STATE or (name.startswith("rng_state") and name.endswith(".pth"))
 
 
 def weight_files(ckpt: Path) -> list[Path]:
-    return sorted(p for pat in _WEIGHTS for p in ckpt.glob(pat))
+    """The folder's weight files, sorted (Trainer state excluded)."""
+    return sorted(p for pat in _WEIGHTS for p in Path(ckpt).glob(pat) if p.is_file() and not _trainer_state(p.name))
+
+
+_digests: dict[tuple[str, int, int], str] = {}
+_digests_lock = threading.Lock()
+
+
+def file_key(path: Path) -> tuple[str, int, int]:
+    """(resolved path, size, mtime): a digest is reused only while all three are unchanged."""
+    st = Path(path).stat()
+    return str(Path(path).resolve()), st.st_size, st.st_mtime_ns
+
+
+def remember_digest(key: tuple[str, int, int], digest: str) -> None:
+    """Keep the `digest` of the file that `file_key` described as `key`, for `hash_weights`."""
+    with _digests_lock:
+        _digests[key] = digest
+
+
+def cached_digest(path: Path) -> str | None:
+    """The `sha256:` digest the read-ahead computed for this file, if its size and mtime are unchanged."""
+    try:
+        key = file_key(path)
+    except OSError:
+        return None
+    with _digests_lock:
+        return _digests.get(key)
 
 
 def check_weights(ckpt: Path) -> None:
@@ -47,8 +86,6 @@ def hash_weights(ckpt: Path) -> dict[str, str]:
     files = weight_files(ckpt)
     total = sum(f.stat().st_size for f in files)
     out = {}
-    from vibes_eval.sweep import cached_digest
-
     for f in files:
         done = cached_digest(f) if total <= HASH_FULL_LIMIT else None  # read ahead during the previous checkpoint
         if done:
