@@ -1,6 +1,7 @@
 """`vibes-eval run` over 1, 2, 4, 8 checkpoints: sequential vs overlapped (next weights read ahead) vs several devices.
 
     python bench/many.py [--counts 1 2 4 8] [--base bench] [--devices cpu,cpu] [--repeats 1] [--threads 1] [--warm]
+                         [--read-mbps 20]
 
 The checkpoints are copies of one (`--base`: a toy variant name such as `healthy`, `bench`,
 `bench:bench-512`, or a folder), each in its own folder, so the run loads each anew as it would
@@ -19,6 +20,11 @@ seconds, the ratio to sequential, the run_suite seconds the scorecards record (s
 peak RSS of the run's own process (a devices run's workers are not in it); and whether every
 mode reached the same verdicts.
 
+`--read-mbps N` caps every child's disk reads at N MiB/s (a cgroup, bench/throttle.py; Linux,
+root): a disk as slow, relative to the scoring, as a GPU sweep's is (a 7B's 14 GB take about as
+long to read as its suite takes to score), which this CPU machine's fast disk and slow scoring
+are not.
+
 First, in one child process, the load alone: `HFAdapter(copy)` from a dropped page cache, and
 after the read-ahead (sweep.Prefetcher) has read the copy, medians over the copies. Overlap can
 save at most the load's share of a checkpoint's time; these two figures say how large it is here.
@@ -27,6 +33,7 @@ save at most the load's share of a checkpoint's time; these two figures say how 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -36,6 +43,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throttle import ReadThrottle  # noqa: E402
 from vs_naive import ROOT, SUITE, child_env, provenance, resolve_ckpt, spawn, vibes_eval_cmd  # noqa: E402
 
 
@@ -105,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=1, help="invocations per count and mode; the median is printed")
     ap.add_argument("--threads", type=int, help="torch CPU threads per process (OMP_NUM_THREADS), as in vs_naive.py")
     ap.add_argument("--warm", action="store_true", help="leave the copies in the page cache (default: drop them before each run)")
+    ap.add_argument("--read-mbps", type=float, help="cap the children's disk reads at this many MiB/s (a cgroup; Linux, root)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write every figure here")
     args = ap.parse_args(argv)
@@ -115,9 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     extra = ["--device", args.device] if args.device else []
     rows = []
     print(f"code: {provenance()}; threads per process: {args.threads or 'torch default'}; "
-          f"page cache: {'warm' if args.warm else 'dropped before each run'}; load average {os.getloadavg()[0]:.1f}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="many-") as tmp:
+          f"page cache: {'warm' if args.warm else 'dropped before each run'}; "
+          f"disk reads: {f'at most {args.read_mbps:g} MiB/s' if args.read_mbps else 'unthrottled'}; "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="many-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
+        pre = stack.enter_context(ReadThrottle(work, args.read_mbps)).enter if args.read_mbps else None
         base = resolve_ckpt(args.base, work / "base", args.seed)
         copies = []
         for i in range(max(args.counts)):
@@ -126,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             copies.append(dest)
         size = sum(f.stat().st_size for f in base.rglob("*") if f.is_file())
         print(f"{args.base}: {base} ({size / 2**20:.1f} MiB) copied {len(copies)} times", flush=True)
-        lt = spawn([sys.executable, str(Path(__file__).resolve()), "_load", *map(str, copies[:4])], work, "load", env)
+        lt = spawn([sys.executable, str(Path(__file__).resolve()), "_load", *map(str, copies[:4])], work, "load", env, pre)
         if lt["rc"] != 0:
             raise SystemExit(f"load timing failed (rc {lt['rc']}):\n{lt['stderr_tail']}")
         load = json.loads(lt["stdout"].strip().splitlines()[-1])
@@ -142,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                     if not args.warm:
                         drop_cache(copies[:k])
                     res = spawn([*vibes_eval_cmd(), "run", *map(str, copies[:k]), "--suite", str(args.suite), "--out", str(out),
-                                 "--quiet", *flags, *extra], work, f"run-{k}-{mode}-{r}", env)
+                                 "--quiet", *flags, *extra], work, f"run-{k}-{mode}-{r}", env, pre)
                     if res["rc"] not in (0, 1):
                         raise SystemExit(f"vibes-eval run ({mode}) failed (rc {res['rc']}):\n{res['stderr_tail']}")
                     got = verdicts(out, copies[:k])

@@ -89,12 +89,15 @@ def child_env(threads: int | None) -> dict[str, str]:
     return env
 
 
-def spawn(cmd: list[str], log_dir: Path, name: str, env: dict[str, str] | None = None) -> dict:
-    """Run `cmd` to completion: wall seconds, exit code, peak RSS (MiB) of that child, its stdout."""
+def spawn(cmd: list[str], log_dir: Path, name: str, env: dict[str, str] | None = None, preexec=None) -> dict:
+    """Run `cmd` to completion: wall seconds, exit code, peak RSS (MiB) of that child, its stdout.
+
+    `preexec`: run in the child before `cmd` starts (many.py puts it in a throttled cgroup there).
+    """
     out, err = log_dir / f"{name}.out", log_dir / f"{name}.err"
     with out.open("w") as fo, err.open("w") as fe:
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=fo, stderr=fe, cwd=ROOT, env=env)
+        p = subprocess.Popen(cmd, stdout=fo, stderr=fe, cwd=ROOT, env=env, preexec_fn=preexec)
         _, status, usage = os.wait4(p.pid, 0)  # this child's own rusage, not the running max of all children
         seconds = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)

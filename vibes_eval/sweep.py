@@ -1,11 +1,12 @@
 """Sweeps of many checkpoints: weights read ahead, one worker process per device, shards for job arrays.
 
 - `Prefetcher`: while one checkpoint is scored (and, for the first, while torch and
-  transformers are imported), a background thread reads the next one's weight files into
-  host memory (the page cache, in 8 MiB chunks through one reused buffer), hashing them on the
-  way, so its load reads memory instead of the disk and its fingerprint's hashes are already
-  known. A checkpoint bigger than half the memory available is not read ahead (it would evict
-  the one being scored).
+  transformers are imported), a background thread reads the next one's files into host memory
+  (the page cache, in 8 MiB chunks through one reused buffer): its config, tokenizer and
+  processor files first, then its weight files, hashing these on the way, so its load reads
+  memory instead of the disk and its fingerprint's hashes are already known. A checkpoint
+  bigger than half the memory available is not read ahead (it would evict the one being
+  scored).
 - `run_sweep`: the checkpoints one after another with the next one read ahead, or, with
   several devices, one worker process per device (spawned, so CUDA starts cleanly in each),
   each taking every n-th checkpoint and running the same loop on its own device. Reports go
@@ -24,11 +25,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from vibes_eval.loaders.weight_files import HASH_FULL_LIMIT, file_key, remember_digest, weight_files
+from vibes_eval.loaders.weight_files import HASH_FULL_LIMIT, file_key, remember_digest, trainer_state, weight_files
 
-__all__ = ["Prefetcher", "SweepPlan", "add_sweep_arguments", "parse_devices", "parse_shard", "plan_sweep", "run_sweep", "shard"]
+__all__ = ["Prefetcher", "SweepPlan", "add_sweep_arguments", "parse_devices", "parse_shard", "plan_sweep", "run_sweep", "shard",
+           "side_files"]
 
 CHUNK = 8 << 20
+SIDE_LIMIT = 64 << 20  # a config, tokenizer or template file above this is not read ahead
+
+
+def side_files(ckpt: Path, weights: list[Path]) -> list[Path]:
+    """The folder's other files the loader opens (config, tokenizer, processor, template), smallest first.
+
+    Read ahead before the weights: on a slow or throttled disk, a cold tokenizer.json read while
+    the next checkpoint's weights are being read waits behind them.
+    """
+    skip = set(weights)
+    files = [p for p in Path(ckpt).iterdir() if p.is_file() and p not in skip and not trainer_state(p.name)]
+    return sorted((p for p in files if p.stat().st_size <= SIDE_LIMIT), key=lambda p: p.stat().st_size)
 
 
 def _available_memory() -> int | None:
@@ -89,6 +103,7 @@ class Prefetcher:
         try:
             files = weight_files(ckpt)  # the weights the loader reads, not the Trainer's optimizer.pt
             total = sum(f.stat().st_size for f in files)
+            side = side_files(ckpt, files)
         except OSError as e:
             self.errors.append(f"{ckpt}: {e}")
             return
@@ -98,8 +113,9 @@ class Prefetcher:
             return
         buf = bytearray(CHUNK)
         view = memoryview(buf)
-        for f in files:
-            h = hashlib.sha256() if total <= HASH_FULL_LIMIT else None  # above: the fingerprint samples, not hashed ahead
+        for f in side + files:
+            hashed = f not in side and total <= HASH_FULL_LIMIT  # above the limit: the fingerprint samples, not hashed ahead
+            h = hashlib.sha256() if hashed else None
             try:
                 key = file_key(f)
                 with open(f, "rb", buffering=0) as fh:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from vibes_eval.loaders.detect import CheckpointError
 
-__all__ = ["HASH_FULL_LIMIT", "cached_digest", "check_weights", "file_key", "hash_weights", "remember_digest", "weight_files"]
+__all__ = ["HASH_FULL_LIMIT", "cached_digest", "check_weights", "file_key", "hash_weights", "remember_digest", "trainer_state",
+           "weight_files"]
 
 HASH_FULL_LIMIT = 4 << 30  # weight files above this total are hashed by samples (size + head + tail)
 _WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
@@ -25,13 +26,14 @@ TRAINER_STATE = frozenset({"optimizer.pt", "scheduler.pt", "scaler.pt", "trainin
 """Files a transformers Trainer saves beside the weights (with rng_state*.pth): never loaded as weights."""
 
 
-def _trainer_state(name: str) -> bool:
+def trainer_state(name: str) -> bool:
+    """True for a file name that a Trainer saves as its own state (optimizer.pt, rng_state_3.pth, ...)."""
     return name in TRAINER_STATE or (name.startswith("rng_state") and name.endswith(".pth"))
 
 
 def weight_files(ckpt: Path) -> list[Path]:
     """The folder's weight files, sorted (Trainer state excluded)."""
-    return sorted(p for pat in _WEIGHTS for p in Path(ckpt).glob(pat) if p.is_file() and not _trainer_state(p.name))
+    return sorted(p for pat in _WEIGHTS for p in Path(ckpt).glob(pat) if p.is_file() and not trainer_state(p.name))
 
 
 _digests: dict[tuple[str, int, int], str] = {}
