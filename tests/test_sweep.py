@@ -159,6 +159,24 @@ def test_two_cpu_workers_give_the_sequential_scorecards(two_toys, tmp_path, caps
     assert (pool / "compare.html").is_file()
 
 
+def test_a_workers_failed_checkpoint_is_said_by_the_parent_in_one_line(zoo_dir, tmp_path, capsys):
+    import shutil
+
+    from vibes_eval.cli import main
+
+    bad = tmp_path / "truncated"
+    shutil.copytree(zoo_dir / "healthy", bad)
+    weights = bad / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    out = tmp_path / "out"
+    assert main(["run", str(zoo_dir / "healthy"), str(bad), "--suite", str(SHAPES), "--out", str(out), "--devices", "cpu,cpu"]) == 3
+    lines = capsys.readouterr().err.splitlines()  # the parent's stderr only: the workers' reach it through the relay
+    assert len([x for x in lines if f"{weights}: cannot read weights" in x]) == 1, lines
+    assert lines.count(f"{zoo_dir / 'healthy'}: pass -> {out / 'healthy' / 'scorecard.html'}") == 1, lines
+    assert any(x.startswith("checkpoints") and "2/2" in x for x in lines), lines
+    assert (out / "truncated" / "scorecard.json").is_file()  # the partial scorecard that says why
+
+
 def test_shards_write_their_folders_and_compare_merges_them(two_toys, tmp_path, capsys):
     from vibes_eval.cli import main
 

@@ -8,8 +8,9 @@
   spent, so it counts down while one runs; Rich's own estimate needs two samples in its
   window, a sweep's first minutes have one), the current checkpoint's loading bar and stage
   bars under it, and one line per finished checkpoint above it.
-  Worker processes (`--devices`) do not draw: `LineRelay` sends their lines to the parent,
-  which shows them here.
+  Worker processes (`--devices`) do not draw: `LineRelay` sends their lines (and whatever
+  else they write to stderr, such as a failed checkpoint's one-line reason) to the parent,
+  which shows them here, in order.
 
 On a non-terminal (CI logs) Rich draws nothing live: the lines are printed as they come and
 the finished overall bar once at the end.
@@ -17,6 +18,7 @@ the finished overall bar once at the end.
 
 from __future__ import annotations
 
+import io
 from contextlib import contextmanager, nullcontext
 
 __all__ = ["LineRelay", "StageBars", "SweepDisplay"]
@@ -131,6 +133,25 @@ class LineRelay:
 
     def advance(self, index: int, code: int) -> None:
         self.queue.put(("done", index, code))
+
+    def stream(self) -> io.TextIOBase:
+        """A text stream whose complete lines go to the parent like a checkpoint's line (the worker's sys.stderr)."""
+        relay = self
+
+        class _Lines(io.TextIOBase):
+            def __init__(self):
+                self.pending = ""
+
+            def writable(self) -> bool:
+                return True
+
+            def write(self, text: str) -> int:
+                *lines, self.pending = (self.pending + text).split("\n")
+                for line in lines:
+                    relay.line(line)
+                return len(text)
+
+        return _Lines()
 
     def end(self, worker: int) -> None:
         """The worker's last message (its messages arrive in order: nothing it sent is left behind)."""

@@ -202,6 +202,7 @@ def _init_worker(queue) -> None:
         from vibes_eval.run_display import LineRelay
 
         _relay = LineRelay(queue)
+        sys.stderr = _relay.stream()  # a failed checkpoint's line too: the parent shows it above its bars
 
 
 def _worker(device: str, ckpts: list[Path], outs: list[Path], args, threads: int | None, prefetch: bool,
