@@ -149,6 +149,9 @@ CTX = {"messages": [{"role": "user", "content": [{"type": "image"}, {"type": "te
     ("{{ 'a' * 10000000000 }}", "builds a value of 10,000,000,000 items"),
     ("{{ 9 ** 99999999 }}", "computes 9 ** 99999999"),
     ("{% for m in messages %}{% for i in range(99999) %}{{ m.role * 100 }}{% endfor %}{% endfor %}", "writes more than"),
+    # transformers' {% generation %} tag (llava-1.5's own template has it): checked, not skipped as a syntax error
+    ("{% generation %}{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}{% endgeneration %}",
+     "more than 100,000 range() items"),
 ])
 def test_a_chat_template_is_rendered_within_bounds(source, words):
     with pytest.raises(TemplateTooCostly) as e:
@@ -160,6 +163,26 @@ def test_an_ordinary_chat_template_passes_and_errors_are_left_to_transformers():
     check_template("USER: <image>\n{{ messages[0]['content'][1]['text'] }} ASSISTANT:", CTX)
     check_template("{{ raise_exception('no system role') }}", CTX)
     check_template("{% for %}", CTX)
+
+
+def test_llava_15s_own_template_is_rendered_by_the_guard_as_transformers_renders_it():
+    import json
+
+    from vibes_eval.template_guard import check_processor_template
+
+    transformers = pytest.importorskip("transformers")
+    real = ROOT / "tests/fixtures/reference_configs/llava-1.5-7b-hf"
+    source = json.loads((real / "chat_template.json").read_text())["chat_template"]
+    assert "{% generation %}" in source  # the tag the guard's environment must know
+    tok = transformers.AutoTokenizer.from_pretrained(real)
+    msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is in the image?"}]}]
+    want = tok.apply_chat_template(msgs, chat_template=source, tokenize=False, add_generation_prompt=True)
+
+    class Processor:  # what the guard reads from a processor: its template and its tokenizer
+        chat_template = source
+        tokenizer = tok
+
+    assert check_processor_template(Processor(), msgs) == want == "USER: <image>\nWhat is in the image? ASSISTANT:"
 
 
 def test_a_looping_chat_template_is_exit_3_in_one_line(zoo_dir, tmp_path, capsys):

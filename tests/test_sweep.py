@@ -177,6 +177,54 @@ def test_a_workers_failed_checkpoint_is_said_by_the_parent_in_one_line(zoo_dir, 
     assert (out / "truncated" / "scorecard.json").is_file()  # the partial scorecard that says why
 
 
+def test_a_sweep_holds_one_model_at_a_time(two_toys, tmp_path, monkeypatch):
+    import gc
+    import weakref
+
+    from vibes_eval.cli import main
+    from vibes_eval.loaders.hf import HFAdapter
+
+    models: list[weakref.ref] = []
+    alive_at_open: list[int] = []
+    real_init = HFAdapter.__init__
+
+    def init(self, *a, **k):
+        alive_at_open.append(sum(r() is not None for r in models))  # earlier checkpoints' models still in memory
+        real_init(self, *a, **k)
+        models.append(weakref.ref(self.model))
+
+    monkeypatch.setattr(HFAdapter, "__init__", init)
+    gc.disable()  # the collector may or may not run between checkpoints by chance; a sweep must not rely on it
+    try:
+        assert main(["run", *map(str, two_toys), "--suite", str(SHAPES), "--out", str(tmp_path / "out"), "--quiet"]) == 1
+    finally:
+        gc.enable()
+    assert alive_at_open == [0, 0] and len(models) == 2
+
+
+def test_evaluate_frees_the_model_it_opened_by_reference_counting(zoo_dir, monkeypatch):
+    import gc
+    import weakref
+
+    from vibes_eval.api import evaluate
+    from vibes_eval.loaders.hf import HFAdapter
+
+    models: list[weakref.ref] = []
+    real_init = HFAdapter.__init__
+
+    def init(self, *a, **k):
+        real_init(self, *a, **k)
+        models.append(weakref.ref(self.model))
+
+    monkeypatch.setattr(HFAdapter, "__init__", init)
+    gc.disable()  # no collector: only reference counting may free it
+    try:
+        assert evaluate(zoo_dir / "healthy", SHAPES).verdict.status.value == "pass"
+        assert len(models) == 1 and models[0]() is None  # closed by evaluate: no cycle keeps it
+    finally:
+        gc.enable()
+
+
 def test_shards_write_their_folders_and_compare_merges_them(two_toys, tmp_path, capsys):
     from vibes_eval.cli import main
 

@@ -151,3 +151,6 @@ def evaluate(
             status=Status.ERROR, summary=[f"{name}: evaluation failed: {one_line(e)}"], exit_code=EXIT_EVAL
         )
         raise EvaluationFailed(error_scorecard(name, the_suite, verdict)) from e
+    finally:
+        if spec is not None:  # opened here: released here (an Adapter the caller passed stays open)
+            adapter.close()

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import sys
@@ -186,6 +187,8 @@ def _sequential(ckpts: list[Path], outs: list[Path], one: Callable[[Path, Path],
             if prefetch and k + 1 < len(ckpts):
                 pf.ahead(ckpts[k + 1])
             codes.append(one(ckpt, out))
+            if k + 1 < len(ckpts):  # the model just scored sits in reference cycles: freed now, not when the collector happens to run
+                gc.collect()
             if on_done is not None:
                 on_done(index(k), codes[-1])
             if codes[-1] == 2:  # bad usage or suite: the others would fail the same way

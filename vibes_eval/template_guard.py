@@ -31,6 +31,24 @@ class TemplateTooCostly(Exception):
     """Rendering the template passed a bound (the message says which)."""
 
 
+def _generation_tag():
+    """`{% generation %}...{% endgeneration %}` (transformers marks the assistant's tokens with it): its body, rendered.
+
+    Without it the guard could not compile llava-1.5's own template, nor any that uses the tag,
+    and would leave it unchecked.
+    """
+    from jinja2.ext import Extension
+
+    class Generation(Extension):
+        tags = {"generation"}
+
+        def parse(self, parser):
+            next(parser.stream)
+            return parser.parse_statements(("name:endgeneration",), drop_needle=True)
+
+    return Generation
+
+
 def _environment():
     from jinja2.ext import loopcontrols
     from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -50,7 +68,7 @@ def _environment():
                     raise TemplateTooCostly("the chat template multiplies numbers past 4096 bits")
             return super().call_binop(context, operator, left, right)
 
-    env = Guarded(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env = Guarded(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols, _generation_tag()])
     budget = [MAX_RANGE_ITEMS]
 
     def counted_range(*args):
@@ -75,8 +93,11 @@ def _environment():
     return env
 
 
-def check_template(source: str, context: dict[str, Any]) -> None:
+def check_template(source: str, context: dict[str, Any]) -> str | None:
     """Render `source` with `context` (messages, add_generation_prompt, special tokens) within the bounds.
+
+    Returns the text rendered, or None where the template does not compile or render here
+    (transformers reports that in its own words when it renders it next).
 
     Raises:
         TemplateTooCostly: one line saying which bound was passed.
@@ -85,7 +106,7 @@ def check_template(source: str, context: dict[str, Any]) -> None:
     try:
         template = env.from_string(source)
     except Exception:  # noqa: BLE001 - a syntax error is transformers' to report, in its words
-        return
+        return None
     deadline = time.monotonic() + MAX_SECONDS
 
     def tracer(frame, event, arg):
@@ -96,26 +117,28 @@ def check_template(source: str, context: dict[str, Any]) -> None:
     previous = sys.gettrace()
     sys.settrace(tracer)
     try:
-        size = 0
+        size, chunks = 0, []
         for chunk in template.generate(**context):
             size += len(chunk)
             if size > MAX_OUTPUT_CHARS:
                 raise TemplateTooCostly(f"the chat template writes more than {MAX_OUTPUT_CHARS:,} characters")
+            chunks.append(chunk)
     except TemplateTooCostly:
         raise
     except Exception:  # noqa: BLE001 - not a bound: transformers renders it next and reports its own error
-        return
+        return None
     finally:
         sys.settrace(previous)
+    return "".join(chunks)
 
 
-def check_processor_template(processor, messages: list) -> None:
+def check_processor_template(processor, messages: list) -> str | None:
     """`check_template` on a transformers processor's chat template (its tokenizer's special tokens in context)."""
     source = getattr(processor, "chat_template", None)
     if isinstance(source, dict):
         source = source.get("default") or next(iter(source.values()), None)
     if not isinstance(source, str):
-        return
+        return None
     tok = getattr(processor, "tokenizer", None)
     special = {k: v for k, v in (getattr(tok, "special_tokens_map", None) or {}).items() if isinstance(v, str)}
-    check_template(source, {"messages": messages, "add_generation_prompt": True, **special})
+    return check_template(source, {"messages": messages, "add_generation_prompt": True, **special})

@@ -17,6 +17,7 @@ restarted watcher resumes.
 
 from __future__ import annotations
 
+import gc
 import re
 import sys
 import time
@@ -97,6 +98,7 @@ class Watcher:
             code = 3
             self.log(f"vibes-eval watch: step {step} ({folder.name}): could not be evaluated: {type(e).__name__}: "
                      f"{str(e).splitlines()[0] if str(e) else ''}")
+        gc.collect()  # the model just judged sits in reference cycles: freed now, not when the collector happens to run
         self.done.add(step)
         self.worst = max(self.worst, code)
         entries = collect_entries(self.root)

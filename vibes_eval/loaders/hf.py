@@ -186,6 +186,12 @@ class HFAdapter(Adapter):
         else:
             self.batch_size = self.batch_size or 16
 
+    def close(self) -> None:
+        """Drop the prefix engine, which holds `self.render_prompt` (a cycle back to this adapter): once the
+        caller lets go, the model is freed by reference counting, not at the collector's next full pass.
+        Still usable afterwards, without shared prefixes."""
+        self._prefix = None
+
     # -- prompts --------------------------------------------------------------------------
     def render_prompt(self, question: str, template: str | None = None) -> str:
         """The full prompt text for one image + `question`, as the model will see it.
