@@ -16,7 +16,9 @@ cgroup). The limit applies to the whole disk that holds `folder` (a partition's 
 
 from __future__ import annotations
 
+import errno
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -63,8 +65,16 @@ class ReadThrottle:
         self._remove()
 
     def _remove(self) -> None:
-        if self.group.is_dir():
-            self.group.rmdir()  # empty once its children have exited
+        """Remove the cgroup once it is empty: a run's last helper (multiprocessing's resource tracker) may outlive it briefly."""
+        deadline = time.monotonic() + 30
+        while self.group.is_dir():
+            try:
+                self.group.rmdir()
+            except OSError as e:
+                if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                    left = (self.group / "cgroup.procs").read_text().split()
+                    raise SystemExit(f"--read-mbps: cannot remove {self.group}: {e.strerror} (processes still in it: {left})") from None
+                time.sleep(0.1)
 
     def enter(self) -> None:
         """In the child, before exec: join the cgroup (its threads and children stay in it)."""
