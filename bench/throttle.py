@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -56,25 +57,33 @@ class ReadThrottle:
             self.group.mkdir()
             (self.group / self.file).write_text(self.line + "\n")
         except OSError as e:
-            self._remove()
+            self._remove()  # what was made of it, if anything
             raise SystemExit(f"--read-mbps: cannot set {self.group / self.file}: {e.strerror or e} "
                              "(needs root and the blkio/io cgroup controller)") from None
         return self
 
-    def __exit__(self, *exc) -> None:
-        self._remove()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        problem = self._remove()
+        if problem and exc_type is None:
+            raise SystemExit(problem)
+        if problem:  # the error already on its way says more: this one is a warning beside it
+            print(f"warning: {problem}", file=sys.stderr)
 
-    def _remove(self) -> None:
-        """Remove the cgroup once it is empty: a run's last helper (multiprocessing's resource tracker) may outlive it briefly."""
+    def _remove(self) -> str | None:
+        """Remove the cgroup once it is empty (a run's last helper, multiprocessing's resource tracker, may outlive it
+        briefly); a one-line problem if it cannot be removed."""
         deadline = time.monotonic() + 30
         while self.group.is_dir():
             try:
                 self.group.rmdir()
             except OSError as e:
-                if e.errno != errno.EBUSY or time.monotonic() > deadline:
-                    left = (self.group / "cgroup.procs").read_text().split()
-                    raise SystemExit(f"--read-mbps: cannot remove {self.group}: {e.strerror} (processes still in it: {left})") from None
-                time.sleep(0.1)
+                if e.errno == errno.EBUSY and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                procs = self.group / "cgroup.procs"
+                left = procs.read_text().split() if procs.is_file() else []
+                return f"--read-mbps: cannot remove {self.group}: {e.strerror} (processes still in it: {left})"
+        return None
 
     def enter(self) -> None:
         """In the child, before exec: join the cgroup (its threads and children stay in it)."""

@@ -113,6 +113,64 @@ def _one_line_each_and_the_overall_bar(err: str, ckpts, out) -> None:
     assert any(line.startswith("checkpoints") and "2/2" in line for line in lines), err
 
 
+def _dies_on_c(ckpt, args, out, display=None):
+    """A worker entry: 'c' kills its process as an out-of-memory kill would; 'd' would take long; the others pass."""
+    import os
+    import signal
+    import time
+
+    name = Path(ckpt).name
+    if name == "c":
+        time.sleep(0.5)  # what the worker sent before is on its way
+        os.kill(os.getpid(), signal.SIGKILL)
+    if name == "d":
+        time.sleep(30)
+    display.line(f"{name}: pass")
+    return 0
+
+
+def test_a_killed_worker_keeps_the_results_already_in_and_says_so_once(tmp_path, capsys):
+    import io
+    from argparse import Namespace
+
+    from rich.console import Console
+
+    from vibes_eval.run_display import SweepDisplay
+    from vibes_eval.sweep import run_sweep
+
+    ckpts = [tmp_path / n for n in "abcd"]  # worker 0: a, c; worker 1: b, d
+    screen = io.StringIO()
+    with SweepDisplay(4, Console(file=screen, width=200), get_time=lambda: 0.0) as display:
+        codes = run_sweep(ckpts, [tmp_path / f"out-{n}" for n in "abcd"], Namespace(device=None), one=None,
+                          devices=["cpu", "cpu"], prefetch=False, entry="test_sweep:_dies_on_c", display=display)
+    assert codes == [0, 0, 3, 3]  # a and b finished before c's worker was killed; d never ran
+    lines = screen.getvalue().splitlines()
+    assert lines.count("a: pass") == 1 and lines.count("b: pass") == 1
+    assert capsys.readouterr().err.count("a worker process died") == 1
+
+
+def test_worker_lines_are_stripped_and_a_last_unfinished_line_is_sent():
+    import io
+    import queue
+
+    from rich.console import Console
+
+    from vibes_eval.run_display import LineRelay, SweepDisplay
+
+    q = queue.Queue()
+    relay = LineRelay(q)
+    err = relay.stream()
+    err.write("warn: \x1b]0;pwned\x07 title\nno newline at the end")
+    relay.end(0)
+    got = []
+    while not q.empty():
+        got.append(q.get())
+    assert got == [("line", "warn: \x1b]0;pwned\x07 title"), ("line", "no newline at the end"), ("end", 0)]
+    screen = io.StringIO()
+    SweepDisplay(1, Console(file=screen, width=200)).line(got[0][1])
+    assert "\x1b" not in screen.getvalue() and "\x07" not in screen.getvalue() and "title" in screen.getvalue()
+
+
 def test_the_sweep_eta_counts_down_from_the_mean_time_per_checkpoint():
     import io
 
@@ -200,6 +258,7 @@ def test_a_sweep_holds_one_model_at_a_time(two_toys, tmp_path, monkeypatch):
     finally:
         gc.enable()
     assert alive_at_open == [0, 0] and len(models) == 2
+    assert gc.get_freeze_count() == 0  # the sweep froze the collector's old objects and gave them back
 
 
 def test_evaluate_frees_the_model_it_opened_by_reference_counting(zoo_dir, monkeypatch):

@@ -125,7 +125,7 @@ def _one(ckpt: Path | None, args, out: Path, display=None) -> int:
     bars = display.bars(quiet) if display else StageBars(err, quiet)
     try:
         sc = evaluate(spec, suite, grounding=not args.no_grounding, max_fail=args.max_fail, max_warn=args.max_warn,
-                      progress=bars, loading=display.loading if display else err.status, tune_malloc=True)
+                      progress=bars, loading=display.loading if display else (None if quiet else err.status), tune_malloc=True)
     except EvaluationFailed as e:  # say why in one line, and still write a scorecard that records it
         bars.close()  # before printing: the bars are drawn on stderr
         sc = guard.apply(e.scorecard, args)
@@ -237,7 +237,9 @@ def run_command(args) -> int:
 
         from vibes_eval.compare import compare_scorecards, load_reports
 
-        codes.append(compare_scorecards(load_reports(plan.outs), base, console=Console(quiet=args.quiet), sources=plan.outs))
+        written = [o for o in plan.outs if (o / "scorecard.json").is_file()]  # a worker killed mid-checkpoint wrote none
+        if len(written) > 1:
+            codes.append(compare_scorecards(load_reports(written), base, console=Console(quiet=args.quiet), sources=written))
     elif plan.sharded and not args.quiet:
         _stderr_console().print(f"shard {args.shard}: merge every shard's reports with `vibes-eval compare {base}/*/`")
     return max(codes)

@@ -106,8 +106,11 @@ class SweepDisplay:
             self.progress.remove_task(task)
 
     def line(self, text: str) -> None:
-        """A finished checkpoint's one-line result, above the bars (text already stripped of control characters)."""
-        self.console.print(text, markup=False, highlight=False, soft_wrap=True)  # a path stays on one line
+        """A line above the bars: a finished checkpoint's result, or what a worker wrote to its stderr."""
+        from vibes_eval.safety import strip_control
+
+        # a worker's stderr is anything its libraries print: no escape sequence reaches the terminal
+        self.console.print(strip_control(text, newlines=False), markup=False, highlight=False, soft_wrap=True)
 
     def advance(self, *_) -> None:
         """One more checkpoint done (whatever its result); takes and ignores (index, exit code)."""
@@ -141,6 +144,7 @@ class LineRelay:
         class _Lines(io.TextIOBase):
             def __init__(self):
                 self.pending = ""
+                relay.unfinished = self  # end() sends what is left without a newline
 
             def writable(self) -> bool:
                 return True
@@ -155,4 +159,8 @@ class LineRelay:
 
     def end(self, worker: int) -> None:
         """The worker's last message (its messages arrive in order: nothing it sent is left behind)."""
+        rest = getattr(self, "unfinished", None)
+        if rest is not None and rest.pending:  # a last line without its newline
+            self.line(rest.pending)
+            rest.pending = ""
         self.queue.put(("end", worker))

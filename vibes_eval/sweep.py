@@ -180,21 +180,27 @@ def _sequential(ckpts: list[Path], outs: list[Path], one: Callable[[Path, Path],
     code)` after checkpoint k (`index`: its place in the whole sweep).
     """
     codes: list[int] = []
+    froze = False
     with Prefetcher() as pf:
-        if prefetch and ckpts:
-            pf.ahead(ckpts[0])
-        for k, (ckpt, out) in enumerate(zip(ckpts, outs)):
-            if prefetch and k + 1 < len(ckpts):
-                pf.ahead(ckpts[k + 1])
-            codes.append(one(ckpt, out))
-            if k + 1 < len(ckpts):  # a model left in reference cycles is freed now, not when the collector happens to run
-                gc.collect()
-                if k == 0:  # what is alive now (imports, caches) is not traversed again: a collection takes ~1 ms, not ~140
-                    gc.freeze()
-            if on_done is not None:
-                on_done(index(k), codes[-1])
-            if codes[-1] == 2:  # bad usage or suite: the others would fail the same way
-                break
+        try:
+            if prefetch and ckpts:
+                pf.ahead(ckpts[0])
+            for k, (ckpt, out) in enumerate(zip(ckpts, outs)):
+                if prefetch and k + 1 < len(ckpts):
+                    pf.ahead(ckpts[k + 1])
+                codes.append(one(ckpt, out))
+                if k + 1 < len(ckpts):  # a model left in reference cycles is freed now, not when the collector happens to run
+                    gc.collect()
+                    if not froze:  # what is alive now (imports, caches) is not traversed again: ~1 ms a collection, not ~140
+                        gc.freeze()
+                        froze = True
+                if on_done is not None:
+                    on_done(index(k), codes[-1])
+                if codes[-1] == 2:  # bad usage or suite: the others would fail the same way
+                    break
+        finally:
+            if froze:  # the caller's process (a notebook, pytest) gets its collector back as it was
+                gc.unfreeze()
     return codes
 
 
@@ -260,6 +266,7 @@ def run_sweep(ckpts: list[Path], outs: list[Path], args, one: Callable[[Path, Pa
         return _sequential(ckpts, outs, one, prefetch, on_done)
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     entry = entry or "vibes_eval.run:_one"  # by name: this module imports no command
     n = min(len(devices), len(ckpts))
@@ -274,18 +281,25 @@ def run_sweep(ckpts: list[Path], outs: list[Path], args, one: Callable[[Path, Pa
         futures = {pool.submit(_worker, devices[k], shard(ckpts, k, n), shard(outs, k, n), args,
                                threads if devices[k] == "cpu" else None, prefetch, entry, k, n): k for k in range(n)}
         _follow(futures, queue, display, codes)
+        broken = False
         for fut, k in futures.items():
             try:
                 got = fut.result()
-            except Exception as e:  # a worker died (out of memory, a CUDA fault): its checkpoints could not be evaluated
+            except BrokenProcessPool as e:  # a worker was killed (out of memory, a CUDA fault): the pool stops them all
+                if not broken:
+                    print(f"vibes-eval: a worker process died ({str(e).splitlines()[0] if str(e) else 'BrokenProcessPool'}); "
+                          "the checkpoints not yet finished were not evaluated", file=sys.stderr)
+                broken, got = True, []
+            except Exception as e:  # the worker raised: its checkpoints not yet finished could not be evaluated
                 print(f"vibes-eval: worker on {devices[k]} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
                       file=sys.stderr)
                 got = []
             pad = 2 if got and got[-1] == 2 else 3  # a worker stops after a usage error
             for idx, code in zip(range(k, len(ckpts), n), got + [pad] * (len(shard(ckpts, k, n)) - len(got))):
-                if codes[idx] is None and on_done:  # not reported: never run
-                    on_done(idx, code)
-                codes[idx] = code
+                if codes[idx] is None:  # not reported through the relay: the worker's own list, or never run
+                    if on_done:
+                        on_done(idx, code)
+                    codes[idx] = code
     return [3 if c is None else c for c in codes]
 
 
@@ -299,14 +313,17 @@ def _follow(futures: dict, queue, display, codes: list) -> None:
 
     waiting = set(futures.values())
     settled = None
-    while queue is not None and waiting:
+    while queue is not None:
         try:
             kind, *rest = queue.get(timeout=0.2)
         except Empty:
+            if not waiting:  # every worker has ended and nothing is left in the queue
+                return
             waiting -= {k for f, k in futures.items() if f.done() and f.exception() is not None}  # died: no "end" comes
             if all(f.done() for f in futures):
                 settled = settled or time.monotonic()
                 if time.monotonic() - settled > 5:  # returned, yet its last messages never came: stop waiting
+                    print("vibes-eval: a worker's last lines never arrived", file=sys.stderr)
                     return
             continue
         if kind == "line":
