@@ -13,7 +13,10 @@
 # Env: PYTHON (python3), WORK (/tmp/vibes-gpu), VENV ($WORK/venv), PAIRS (1), WHEELS (unset), DEMO (0),
 #      EXTRA ("": more --ckpt specs for vs_naive on this device, e.g. "bench bench:bench-512"),
 #      SIZE (llava-1.5-7b; `bench` for the small one), THREADS (unset: torch's CPU threads),
-#      ALLOW_CPU=1 (dry run without a GPU, e.g. `ALLOW_CPU=1 SIZE=bench bench/gpu.sh` on a laptop).
+#      ALLOW_CPU=1 (dry run without a GPU, e.g. `ALLOW_CPU=1 SIZE=bench bench/gpu.sh` on a laptop),
+#      SWEEP=N (0: off): then bench/many.py on N copies of the checkpoint, sequential vs overlapped
+#      (and `--devices auto` when there are 2+ GPUs), page cache dropped before each run; needs
+#      N+1 times the checkpoint on disk (a 7B: 14 GB each), so SWEEP=2 on a 64 GB disk.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python3}"
@@ -106,3 +109,13 @@ extra=()
 for spec in ${EXTRA:-}; do extra+=(--ckpt "$spec"); done
 "$VPY" bench/vs_naive.py --ckpt "$CKPT" "${extra[@]}" --pairs "$PAIRS" ${THREADS:+--threads "$THREADS"} --json "$WORK/gpu.json"
 echo "figures: $WORK/gpu.json"
+
+# -- 5. optional: a sweep of SWEEP copies, sequential vs overlapped (vs one worker per GPU) ---------
+if [ "${SWEEP:-0}" -gt 0 ]; then
+  gpus=$("$VPY" -c 'import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)')
+  sweep=(--base "$CKPT" --counts "$SWEEP" --repeats 1)
+  if [ "$gpus" -gt 0 ]; then sweep+=(--device cuda); fi
+  if [ "$gpus" -gt 1 ]; then sweep+=(--devices "$(seq -s, -f 'cuda:%g' 0 $((gpus - 1)))"); fi
+  TMPDIR="$WORK" "$VPY" bench/many.py "${sweep[@]}" ${THREADS:+--threads "$THREADS"} --json "$WORK/sweep.json"
+  echo "sweep figures: $WORK/sweep.json"
+fi

@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                     if not args.warm:
                         drop_cache(copies[:k])
                     res = spawn([*vibes_eval_cmd(), "run", *map(str, copies[:k]), "--suite", str(args.suite), "--out", str(out),
-                                 "--quiet", *flags, *extra], work, f"run-{k}-{mode}-{r}", env, pre)
+                                 "--quiet", *flags, *([] if mode == "devices" else extra)], work, f"run-{k}-{mode}-{r}", env, pre)
                     if res["rc"] not in (0, 1):
                         raise SystemExit(f"vibes-eval run ({mode}) failed (rc {res['rc']}):\n{res['stderr_tail']}")
                     got = verdicts(out, copies[:k])
