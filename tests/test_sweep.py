@@ -113,19 +113,32 @@ def _one_line_each_and_the_overall_bar(err: str, ckpts, out) -> None:
     assert any(line.startswith("checkpoints") and "2/2" in line for line in lines), err
 
 
+def _wait_for(path, seconds=120.0) -> None:
+    import time
+
+    end = time.monotonic() + seconds
+    while not path.exists() and time.monotonic() < end:
+        time.sleep(0.05)
+
+
 def _dies_on_c(ckpt, args, out, display=None):
-    """A worker entry: 'c' kills its process as an out-of-memory kill would; 'd' would take long; the others pass."""
+    """A worker entry: 'c' kills its process as an out-of-memory kill would, once the parent has
+    counted a and b; 'd' would finish only long after that; the others pass. No race: each step
+    waits for the parent's own record of the one before (the markers _MarkingDisplay writes)."""
     import os
     import signal
     import time
 
-    name = Path(ckpt).name
-    if name == "c":
-        time.sleep(0.5)  # what the worker sent before is on its way
+    ckpt = Path(ckpt)
+    if ckpt.name == "c":
+        _wait_for(ckpt.parent / "counted-0")
+        _wait_for(ckpt.parent / "counted-1")
+        (ckpt.parent / "c-dies").touch()
         os.kill(os.getpid(), signal.SIGKILL)
-    if name == "d":
-        time.sleep(30)
-    display.line(f"{name}: pass")
+    if ckpt.name == "d":
+        _wait_for(ckpt.parent / "c-dies")
+        time.sleep(60)  # the broken pool terminates this worker long before
+    display.line(f"{ckpt.name}: pass")
     return 0
 
 
@@ -138,12 +151,17 @@ def test_a_killed_worker_keeps_the_results_already_in_and_says_so_once(tmp_path,
     from vibes_eval.run_display import SweepDisplay
     from vibes_eval.sweep import run_sweep
 
+    class _MarkingDisplay(SweepDisplay):
+        def advance(self, index: int, code: int) -> None:
+            super().advance(index, code)
+            (tmp_path / f"counted-{index}").touch()
+
     ckpts = [tmp_path / n for n in "abcd"]  # worker 0: a, c; worker 1: b, d
     screen = io.StringIO()
-    with SweepDisplay(4, Console(file=screen, width=200), get_time=lambda: 0.0) as display:
+    with _MarkingDisplay(4, Console(file=screen, width=200), get_time=lambda: 0.0) as display:
         codes = run_sweep(ckpts, [tmp_path / f"out-{n}" for n in "abcd"], Namespace(device=None), one=None,
                           devices=["cpu", "cpu"], prefetch=False, entry="test_sweep:_dies_on_c", display=display)
-    assert codes == [0, 0, 3, 3]  # a and b finished before c's worker was killed; d never ran
+    assert codes == [0, 0, 3, 3]  # a and b finished before c's worker was killed; d never finished
     lines = screen.getvalue().splitlines()
     assert lines.count("a: pass") == 1 and lines.count("b: pass") == 1
     assert capsys.readouterr().err.count("a worker process died") == 1
