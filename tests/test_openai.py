@@ -174,6 +174,21 @@ def test_fingerprint_names_the_server_and_the_model():
     assert missing["server"] is None and "'nope' is not among the server's models (echo)" in missing["server_note"]
 
 
+def test_a_served_toy_names_its_suite_and_nothing_else_does(tmp_path):
+    from vibes_eval.loaders.openai import suggested_suite
+    from vibes_eval.resources import TOY_MARKER
+
+    toy = EchoAdapter()
+    toy.ckpt = tmp_path
+    (tmp_path / TOY_MARKER).write_text("{}")
+    with served(toy, model_name="echo") as url:
+        assert suggested_suite(url, "echo") == "shapes"
+        assert suggested_suite(url, "other") is None  # not its model
+    with served(EchoAdapter()) as url:  # not a toy: the client keeps its default suite
+        assert suggested_suite(url + "/v1", "echo") is None
+    assert suggested_suite(f"http://127.0.0.1:{free_port()}", "echo") is None  # unreachable: the run says so itself
+
+
 def test_scoring_is_not_offered():
     with served(EchoAdapter()) as url:  # no transformers model behind it: serve refuses prompt_logprobs
         adapter = OpenAIAdapter(url, "echo")
@@ -457,15 +472,16 @@ wired = pytest.mark.skipif(not _cli_wired(), reason="cli.py has no `serve` comma
 
 
 @wired
-def test_cli_run_against_a_served_toy(zoo_dir, tmp_path):
+def test_cli_run_against_a_served_toy(zoo_dir, tmp_path, capsys):
     from vibes_eval.cli import main
 
     hf = _hf(zoo_dir / "healthy")
-    with served(hf) as url:
-        code = main(["run", "--adapter", "openai", "--base-url", url + "/v1", "--model", "healthy", "--suite", str(SHAPES),
+    with served(hf) as url:  # no --suite: the server says its model is a toy, so the shapes suite, as in-process
+        code = main(["run", "--adapter", "openai", "--base-url", url + "/v1", "--model", "healthy",
                      "--out", str(tmp_path), "--concurrency", "2", "--timeout", "30", "--quiet"])
     sc = json.loads((tmp_path / "scorecard.json").read_text())
     assert code == 0, sc["verdict"]
+    assert sc["suite"]["name"] == "shapes" and "the bundled 'shapes' suite" in capsys.readouterr().err
     assert sc["fingerprint"]["loader"] == "openai" and sc["fingerprint"]["profile"] == "openai"
     assert sc["fingerprint"]["request"]["concurrency"] == 2 and sc["checkpoint"] == f"healthy at {url}/v1"
 

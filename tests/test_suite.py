@@ -301,3 +301,18 @@ def test_a_misspelt_key_is_named_before_the_missing_one(tmp_path):
     with pytest.raises(SuiteError) as err:
         load_suite(path)
     assert "prompts[0].categroy: unknown key" in str(err.value)
+
+
+def test_a_bundled_suite_by_name_unless_a_file_of_that_name_exists(tmp_path, monkeypatch):
+    from vibes_eval.resources import bundled_suite
+    from vibes_eval.suite import SuiteError, load_suite
+
+    monkeypatch.chdir(tmp_path)
+    shapes = load_suite("shapes")
+    assert shapes.name == "shapes" and load_suite("default").name == "default"
+    assert all(bundled_suite("shapes").parent in shapes.image_path(p).parents for p in shapes.prompts)
+    with pytest.raises(SuiteError, match=r"^shape: file not found \(the bundled suites: default, shapes\)$"):
+        load_suite("shape")
+    (tmp_path / "shapes").write_text("name: [")  # a file of that name is what the user meant
+    with pytest.raises(SuiteError, match="^shapes: "):
+        load_suite("shapes")

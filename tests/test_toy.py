@@ -145,8 +145,9 @@ def test_wrong_template_ships_another_family_template(zoo_dir):
 def test_cli_toy_build_copies_one_variant(zoo, tmp_path):
     from vibes_eval.cli import main
 
-    assert main(["toy", "build", str(tmp_path / "z"), "--variant", "healthy"]) == 0
+    assert main(["toy", "build", str(tmp_path / "z"), "--variant", "healthy", "--variant", "image_blind"]) == 0
     assert (tmp_path / "z" / "healthy" / "config.json").is_file()
+    assert (tmp_path / "z" / "image-blind" / "config.json").is_file()  # as the diagnosis spells it, too
     assert not (tmp_path / "z" / "gibberish").exists()
 
 
@@ -155,3 +156,14 @@ def test_cli_toy_build_rejects_an_unknown_variant(tmp_path, capsys):
 
     assert main(["toy", "build", str(tmp_path), "--variant", "healthyy"]) == 2
     assert "unknown variant 'healthyy'" in capsys.readouterr().err
+
+
+def test_the_cached_zoo_is_marked_so_run_on_a_path_the_demo_prints_asks_the_shapes_suite(zoo):
+    from vibes_eval.resources import TOY_MARKER, bundled_suite, default_suite
+    from vibes_eval.toy.factory import VARIANTS, build_zoo
+
+    cached = build_zoo(0, log=lambda message: None)
+    victim = cached / "healthy" / TOY_MARKER
+    victim.unlink()  # as a zoo cached by an earlier version has it
+    assert build_zoo(0, log=lambda message: None) == cached and victim.is_file()
+    assert all(default_suite(cached / name) == bundled_suite("shapes") for name in VARIANTS)

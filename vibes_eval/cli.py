@@ -72,7 +72,7 @@ def _cmd_toy(args) -> int:
         return EXIT_OK
     if args.toy_command != "build":
         raise UsageError("toy: say `toy build OUT_DIR` or `toy list`")
-    wanted = args.variant or ["all"]
+    wanted = [v.replace("_", "-") for v in args.variant or ["all"]]  # image_blind as the diagnosis spells it: image-blind
     if "bench" in wanted:  # random weights, llava-1.5 geometry; not a zoo variant ("all" leaves it out)
         from vibes_eval.toy.bench import build_bench
 

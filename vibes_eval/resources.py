@@ -12,7 +12,7 @@ import importlib.resources
 import os
 from pathlib import Path
 
-__all__ = ["TOY_MARKER", "bundled_suite", "cache_root", "default_suite", "profiles_dir", "suites_dir"]
+__all__ = ["BUNDLED_SUITES", "TOY_MARKER", "bundled_suite", "cache_root", "default_suite", "profiles_dir", "suites_dir"]
 
 TOY_MARKER = "vibes-eval-toy.json"
 """The file every toy checkpoint carries (vibes_eval.toy writes it): `run` picks the shapes suite for it."""
@@ -39,6 +39,10 @@ def suites_dir() -> Path:
 def profiles_dir() -> Path:
     """The folder of the bundled adapter profiles (*.yaml)."""
     return _data_dir("vibes_eval.profiles")
+
+
+BUNDLED_SUITES = ("default", "shapes")
+"""The suites the package ships; `--suite NAME` finds them when no file NAME exists."""
 
 
 def bundled_suite(name: str) -> Path:

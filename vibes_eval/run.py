@@ -59,7 +59,8 @@ def add_run_parser(subparsers):
     """Define `vibes-eval run CKPT [CKPT ...] [options]`; returns the sub-parser."""
     run = subparsers.add_parser("run", help="run a suite on checkpoint(s) and write the scorecard (terminal, JSON, HTML)")
     run.add_argument("checkpoints", metavar="CKPT", nargs="*", type=Path, help="checkpoint folder(s); none with --adapter openai")
-    run.add_argument("--suite", type=Path, help="suite YAML (default: the bundled default suite; the shapes suite for toy checkpoints)")
+    run.add_argument("--suite", type=Path, help="suite YAML, or a bundled suite by name: default, shapes (default: "
+                     "default; shapes for a toy checkpoint, or a server that says it serves one)")
     run.add_argument("--out", type=Path, help="report folder (default: ./reports/<checkpoint>-<timestamp>/ in the current directory)")
     run.add_argument("--adapter", help="adapter profile name or YAML file (default: detected from config.json)")
     run.add_argument(
@@ -209,6 +210,13 @@ def run_command(args) -> int:
         raise UsageError(problem)
     if args.adapter == "openai" or args.base_url:
         _remote_usage(args)
+        if args.suite is None:  # a toy behind `vibes-eval serve` is asked the shapes suite, as it would be in-process
+            from vibes_eval.loaders.openai import suggested_suite
+
+            named = suggested_suite(args.base_url, args.model, args.timeout)
+            if named:
+                say(f"the server says model {args.model!r} is asked the bundled {named!r} suite (--suite overrides)")
+                args.suite = Path(named)
         safe = re.sub(r"[^\w.-]+", "-", args.model).strip("-") or "model"
         return _one(None, args, args.out or default_out(safe, stamp))
     if not args.checkpoints:

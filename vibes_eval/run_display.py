@@ -144,7 +144,7 @@ class LineRelay:
         class _Lines(io.TextIOBase):
             def __init__(self):
                 self.pending = ""
-                relay.unfinished = self  # end() sends what is left without a newline
+                relay.unfinished = self  # flush() sends what is left without a newline
 
             def writable(self) -> bool:
                 return True
@@ -157,10 +157,9 @@ class LineRelay:
 
         return _Lines()
 
-    def end(self, worker: int) -> None:
-        """The worker's last message (its messages arrive in order: nothing it sent is left behind)."""
+    def flush(self) -> None:
+        """Send a last line written without its newline (the worker's last messages follow it, in order)."""
         rest = getattr(self, "unfinished", None)
-        if rest is not None and rest.pending:  # a last line without its newline
+        if rest is not None and rest.pending:
             self.line(rest.pending)
             rest.pending = ""
-        self.queue.put(("end", worker))

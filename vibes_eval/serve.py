@@ -35,6 +35,7 @@ from pathlib import Path
 from vibes_eval.errors import command
 from vibes_eval.limits import MAX_CONCURRENT_SERVE, MAX_PIXELS, MAX_QUESTION_CHARS, ImageTooLarge, open_image
 from vibes_eval.records import Request
+from vibes_eval.resources import TOY_MARKER
 from vibes_eval.safety import short, strip_control
 
 __all__ = ["BODY_TIMEOUT", "MAX_BODY", "MAX_CONNECTIONS", "MAX_TOKENS", "add_serve_parser", "serve", "serve_command"]
@@ -46,6 +47,11 @@ MAX_CONNECTIONS = 32  # open connections (threads); more are closed at once
 MAX_WAITING = 8  # requests queued for the model beyond the ones being answered; more get 503
 _DATA_URI = re.compile(r"data:image/[\w.+-]+;base64,(?P<data>.*)", re.DOTALL)
 
+
+
+def suite_for(ckpt) -> str | None:
+    """The bundled suite a client should ask this checkpoint: `shapes` for a toy; None (the client's default) otherwise."""
+    return "shapes" if ckpt and (Path(ckpt) / TOY_MARKER).is_file() else None
 
 class _BadRequest(Exception):
     """The request cannot be served: an HTTP status and a message for the client."""
@@ -78,6 +84,7 @@ class _App:
             "root": str(getattr(a, "ckpt", "")) or None,
             "template": getattr(a, "template_name", None) or "checkpoint chat template",
             "loader": getattr(a, "loader", None),
+            "suite": suite_for(getattr(a, "ckpt", None)),  # ours: `run --adapter openai` picks it when given no --suite
         }
 
     def complete(self, body: dict) -> dict:

@@ -365,7 +365,8 @@ def load_suite(path: str | Path) -> Suite:
     """Read, validate and return the suite in `path`.
 
     Args:
-        path: the suite's YAML file. Image paths in it are relative to its folder.
+        path: the suite's YAML file (image paths in it are relative to its folder), or the
+            name of a bundled suite (`default`, `shapes`) where no file of that name exists.
 
     Returns:
         The Suite, with every image checked and every regex compiled. Its `warnings()`
@@ -377,7 +378,12 @@ def load_suite(path: str | Path) -> Suite:
     name = str(path)
     path = Path(path)
     if not path.exists():
-        raise SuiteError(f"{name}: file not found")
+        from vibes_eval.resources import BUNDLED_SUITES, bundled_suite
+
+        if name not in BUNDLED_SUITES:  # a bare word was meant as a suite's name: say which there are
+            bare = path.name == name and not path.suffix
+            raise SuiteError(f"{name}: file not found" + (f" (the bundled suites: {', '.join(BUNDLED_SUITES)})" if bare else ""))
+        path = bundled_suite(name)  # `--suite shapes`: no file of that name here, so the package's own
     if not path.is_file():
         raise SuiteError(f"{name}: not a file")
     if path.stat().st_size > MAX_SUITE_BYTES:

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import os
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -204,26 +202,14 @@ def _sequential(ckpts: list[Path], outs: list[Path], one: Callable[[Path, Path],
     return codes
 
 
-_relay = None  # in a worker process started for a display: where its checkpoints' lines go (run_display.LineRelay)
-
-
-def _init_worker(queue) -> None:
-    global _relay
-    if queue is not None:
-        from vibes_eval.run_display import LineRelay
-
-        _relay = LineRelay(queue)
-        sys.stderr = _relay.stream()  # a failed checkpoint's line too: the parent shows it above its bars
-
-
 def _worker(device: str, ckpts: list[Path], outs: list[Path], args, threads: int | None, prefetch: bool,
-            entry: Callable | str, first: int = 0, step: int = 1) -> list[int]:
+            entry: Callable | str, relay=None, first: int = 0, step: int = 1) -> list[int]:
     """One worker process: its checkpoints on its device, in turn (no bars: several processes share the terminal).
 
-    `entry(ckpt, args, out, display) -> exit code` is a module-level function (picklable by
-    name) or its "module:function" name; run passes run._one. Its checkpoints are the sweep's
-    `first`, `first + step`, ...; with a display in the parent, their lines and completions go
-    there.
+    `entry(ckpt, args, out, display) -> exit code` is a module-level function or its
+    "module:function" name (a spawned process imports it; run passes run._one). Its checkpoints
+    are the sweep's `first`, `first + step`, ...; `relay` (run_display.LineRelay, or None) takes
+    their lines and completions to the parent's display.
     """
     if threads:
         import torch
@@ -236,13 +222,8 @@ def _worker(device: str, ckpts: list[Path], outs: list[Path], args, threads: int
         entry = getattr(importlib.import_module(module), name)
     args.device = device
     args.progress = False
-    relay = _relay
-    try:
-        return _sequential(ckpts, outs, lambda c, o: entry(c, args, o, relay), prefetch,
-                           on_done=relay.advance if relay else None, index=lambda k: first + k * step)
-    finally:
-        if relay:
-            relay.end(first)
+    return _sequential(ckpts, outs, lambda c, o: entry(c, args, o, relay), prefetch,
+                       on_done=relay.advance if relay else None, index=lambda k: first + k * step)
 
 
 def run_sweep(ckpts: list[Path], outs: list[Path], args, one: Callable[[Path, Path], int], *,
@@ -255,84 +236,17 @@ def run_sweep(ckpts: list[Path], outs: list[Path], args, one: Callable[[Path, Pa
     command that runs it. `display` (run_display.SweepDisplay): counts finished checkpoints and
     shows the workers' lines (the sequential `one` is the caller's, which shows its own).
 
-    With several devices, worker k takes checkpoints k, k+n, ... and `args.device` is its
-    device; each worker reads its own next checkpoint ahead. The CPU threads are split between
-    CPU workers unless OMP_NUM_THREADS says otherwise.
+    With several devices (sweep_pool.py), worker k takes checkpoints k, k+n, ... and
+    `args.device` is its device; each worker reads its own next checkpoint ahead; a worker that
+    dies leaves its unfinished checkpoints at exit code 3 and the others go on.
     """
-    on_done = display.advance if display else None
     if not devices or len(devices) == 1 or len(ckpts) == 1:
         if devices:
             args.device = devices[0]
-        return _sequential(ckpts, outs, one, prefetch, on_done)
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
+        return _sequential(ckpts, outs, one, prefetch, display.advance if display else None)
+    from vibes_eval.sweep_pool import run_pool
 
-    entry = entry or "vibes_eval.run:_one"  # by name: this module imports no command
-    n = min(len(devices), len(ckpts))
-    cpu_workers = sum(1 for d in devices[:n] if d == "cpu")
-    threads = None
-    if cpu_workers and not os.environ.get("OMP_NUM_THREADS"):
-        threads = max(1, (os.cpu_count() or 1) // cpu_workers)
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue() if display else None
-    codes: list[int | None] = [None] * len(ckpts)
-    with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=(queue,)) as pool:
-        futures = {pool.submit(_worker, devices[k], shard(ckpts, k, n), shard(outs, k, n), args,
-                               threads if devices[k] == "cpu" else None, prefetch, entry, k, n): k for k in range(n)}
-        _follow(futures, queue, display, codes)
-        broken = False
-        for fut, k in futures.items():
-            try:
-                got = fut.result()
-            except BrokenProcessPool as e:  # a worker was killed (out of memory, a CUDA fault): the pool stops them all
-                if not broken:
-                    print(f"vibes-eval: a worker process died ({str(e).splitlines()[0] if str(e) else 'BrokenProcessPool'}); "
-                          "the checkpoints not yet finished were not evaluated", file=sys.stderr)
-                broken, got = True, []
-            except Exception as e:  # the worker raised: its checkpoints not yet finished could not be evaluated
-                print(f"vibes-eval: worker on {devices[k]} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-                      file=sys.stderr)
-                got = []
-            pad = 2 if got and got[-1] == 2 else 3  # a worker stops after a usage error
-            for idx, code in zip(range(k, len(ckpts), n), got + [pad] * (len(shard(ckpts, k, n)) - len(got))):
-                if codes[idx] is None:  # not reported through the relay: the worker's own list, or never run
-                    if on_done:
-                        on_done(idx, code)
-                    codes[idx] = code
-    return [3 if c is None else c for c in codes]
-
-
-def _follow(futures: dict, queue, display, codes: list) -> None:
-    """Until every worker has said it is done (or died): show their lines and count their checkpoints as they come.
-
-    A worker's messages travel in order, its "end" last, so nothing it sent is left behind.
-    """
-    import time
-    from queue import Empty
-
-    waiting = set(futures.values())
-    settled = None
-    while queue is not None:
-        try:
-            kind, *rest = queue.get(timeout=0.2)
-        except Empty:
-            if not waiting:  # every worker has ended and nothing is left in the queue
-                return
-            waiting -= {k for f, k in futures.items() if f.done() and f.exception() is not None}  # died: no "end" comes
-            if all(f.done() for f in futures):
-                settled = settled or time.monotonic()
-                if time.monotonic() - settled > 5:  # returned, yet its last messages never came: stop waiting
-                    print("vibes-eval: a worker's last lines never arrived", file=sys.stderr)
-                    return
-            continue
-        if kind == "line":
-            display.line(rest[0])
-        elif kind == "done":
-            codes[rest[0]] = rest[1]
-            display.advance(*rest)
-        else:
-            waiting.discard(rest[0])
+    return run_pool(ckpts, outs, args, devices, prefetch, entry or "vibes_eval.run:_one", display, worker=_worker)
 
 
 def add_sweep_arguments(parser) -> None:

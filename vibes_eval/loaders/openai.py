@@ -393,3 +393,20 @@ def add_openai_arguments(parser) -> None:
     g.add_argument("--model", metavar="NAME", help="model name the server serves")
     g.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N", help="requests in flight at once (default: 4)")
     g.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S", help="seconds per request (default: 60)")
+
+
+def suggested_suite(base_url: str, model: str, timeout: float | None = None) -> str | None:
+    """The bundled suite the server says its model should be asked (`vibes-eval serve` says `shapes` for a toy).
+
+    One GET /v1/models, no retry, at most 10 s; None when the server says nothing we know, or
+    cannot be asked (the run itself then says what is wrong). Only a bundled suite's name is
+    taken: a server never names a file.
+    """
+    from vibes_eval.resources import BUNDLED_SUITES
+
+    try:
+        probe = OpenAIAdapter(base_url, model, timeout=min(timeout or DEFAULT_TIMEOUT, 10.0), tries=1)
+    except (UsageError, CheckpointError):
+        return None
+    name = (probe.server_info or {}).get("suite")
+    return name if isinstance(name, str) and name in BUNDLED_SUITES else None

@@ -59,6 +59,7 @@ def build_zoo(seed: int = 0, log=print, bars=None, *, train: bool | None = None)
 
     final = zoo_dir(seed)
     if (final / "zoo.json").is_file():
+        _mark(final, seed)  # a zoo cached before the cache's variants carried the marker
         return final
     bars = bars or Bars.quiet()
     if train is None:
@@ -70,6 +71,7 @@ def build_zoo(seed: int = 0, log=print, bars=None, *, train: bool | None = None)
             info = shipped.materialize(tmp, seed, bars)
         else:
             info = _train_and_write(tmp, seed, log, bars)
+        _mark(tmp, seed)
         (tmp / "zoo.json").write_text(json.dumps(info, indent=2) + "\n")
         try:
             tmp.rename(final)
@@ -80,6 +82,21 @@ def build_zoo(seed: int = 0, log=print, bars=None, *, train: bool | None = None)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _marker(name: str, seed: int) -> str:
+    return json.dumps({"variant": name, "factory_version": FACTORY_VERSION, "seed": seed}) + "\n"
+
+
+def _mark(zoo: Path, seed: int) -> None:
+    """Each variant in the cache carries TOY_MARKER too: `vibes-eval run` on a path the demo prints picks the shapes suite."""
+    for name in VARIANTS:
+        marker = zoo / name / TOY_MARKER
+        if (zoo / name).is_dir() and not marker.is_file():
+            try:
+                marker.write_text(_marker(name, seed))
+            except OSError:  # a read-only shared cache: `toy build OUT` still writes marked copies
+                return
 
 
 def build(out: Path, variants: list[str], seed: int = 0, log=print, bars=None) -> dict:
@@ -95,7 +112,7 @@ def build(out: Path, variants: list[str], seed: int = 0, log=print, bars=None) -
             shutil.rmtree(dest)
         shutil.copytree(zoo / name, dest)
         # lets `vibes-eval run` pick suites/shapes.yaml for a toy when no --suite is given
-        (dest / TOY_MARKER).write_text(json.dumps({"variant": name, "factory_version": FACTORY_VERSION, "seed": seed}) + "\n")
+        (dest / TOY_MARKER).write_text(_marker(name, seed))
     return json.loads((zoo / "zoo.json").read_text())
 
 
