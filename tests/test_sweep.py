@@ -122,25 +122,28 @@ def _wait_for(path, seconds=120.0) -> None:
 
 
 def _dies_on_c(ckpt, args, out, display=None):
-    """A worker entry: 'c' kills its process as the out-of-memory killer would, once the parent has
-    counted a and b; the others pass, 'd' only after c is dead. No race: each step waits for the
-    parent's own record of the one before (the markers _MarkingDisplay writes)."""
+    """A worker entry: 'c' kills its process as the out-of-memory killer would (with a display, once
+    the parent has counted a and b); the others pass, 'd' only after c is dead. No race: each step
+    waits for the parent's own record of the one before (the markers _MarkingDisplay writes)."""
     import os
     import signal
 
     ckpt = Path(ckpt)
     if ckpt.name == "c":
-        _wait_for(ckpt.parent / "counted-0")
-        _wait_for(ckpt.parent / "counted-1")
+        if display is not None:
+            _wait_for(ckpt.parent / "counted-0")
+            _wait_for(ckpt.parent / "counted-1")
         (ckpt.parent / "c-dies").touch()
         os.kill(os.getpid(), signal.SIGKILL)
     if ckpt.name == "d":
         _wait_for(ckpt.parent / "c-dies")
-    display.line(f"{ckpt.name}: pass")
+    if display is not None:
+        display.line(f"{ckpt.name}: pass")
     return 0
 
 
-def test_a_killed_worker_keeps_its_results_and_the_others_go_on(tmp_path, capsys):
+@pytest.mark.parametrize("shown", [True, False], ids=["display", "quiet"])
+def test_a_killed_worker_keeps_its_results_and_the_others_go_on(tmp_path, capsys, shown):
     import io
     from argparse import Namespace
 
@@ -158,15 +161,65 @@ def test_a_killed_worker_keeps_its_results_and_the_others_go_on(tmp_path, capsys
     screen = io.StringIO()
     with _MarkingDisplay(5, Console(file=screen, width=200), get_time=lambda: 0.0) as display:
         codes = run_sweep(ckpts, [tmp_path / f"out-{n}" for n in "abcde"], Namespace(device=None), one=None,
-                          devices=["cpu", "cpu"], prefetch=False, entry="test_sweep:_dies_on_c", display=display)
+                          devices=["cpu", "cpu"], prefetch=False, entry="test_sweep:_dies_on_c", display=display if shown else None)
     assert codes == [0, 0, 3, 0, 3]  # a and b before c's worker was killed; d after it, on the other worker; e never ran
-    lines = screen.getvalue().splitlines()
-    assert [lines.count(f"{n}: pass") for n in "abcde"] == [1, 1, 0, 1, 0]
-    assert any(line.startswith("checkpoints") and "5/5" in line for line in lines)  # the bar counts the lost ones too
     err = capsys.readouterr().err
     assert err.count("died") == 1, err
     assert ("vibes-eval: the worker on cpu died (killed by SIGKILL, as the kernel's out-of-memory killer does); "
             "its checkpoints not yet finished were not evaluated: c, e\n") in err
+    if shown:
+        lines = screen.getvalue().splitlines()
+        assert [lines.count(f"{n}: pass") for n in "abcde"] == [1, 1, 0, 1, 0]
+        assert any(line.startswith("checkpoints") and "5/5" in line for line in lines)  # the bar counts the lost ones too
+
+
+def _floods_then_dies(ckpt, args, out, display=None):
+    """'a' floods its stderr (relayed to the parent) and is killed mid-flood; the others write to
+    theirs only after that (through a shared queue, a lock the dead worker held would stop them)."""
+    import os
+    import signal
+    import sys
+    import threading
+    import time
+
+    ckpt = Path(ckpt)
+    if ckpt.name == "a":
+        def kill():
+            time.sleep(0.3)
+            (ckpt.parent / "a-dies").touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        threading.Thread(target=kill, daemon=True).start()
+        while True:
+            sys.stderr.write("x" * 100 + "\n")
+    _wait_for(ckpt.parent / "a-dies")
+    time.sleep(0.2)
+    for i in range(5):
+        sys.stderr.write(f"{ckpt.name} line {i}\n")
+    return 0
+
+
+def test_a_worker_killed_while_it_sends_neither_hangs_the_sweep_nor_stops_the_others(tmp_path, capsys):
+    import io
+    import threading
+    from argparse import Namespace
+
+    from rich.console import Console
+
+    from vibes_eval.run_display import SweepDisplay
+    from vibes_eval.sweep import run_sweep
+
+    ckpts = [tmp_path / n for n in "abcd"]  # worker 0: a, c; worker 1: b, d
+    got = {}
+    with SweepDisplay(4, Console(file=io.StringIO(), width=200), get_time=lambda: 0.0) as display:
+        sweep = threading.Thread(target=lambda: got.setdefault("codes", run_sweep(
+            ckpts, [tmp_path / f"out-{n}" for n in "abcd"], Namespace(device=None), one=None, devices=["cpu", "cpu"],
+            prefetch=False, entry="test_sweep:_floods_then_dies", display=display)), daemon=True)
+        sweep.start()
+        sweep.join(60)
+    assert not sweep.is_alive(), "the sweep hung on a worker killed while sending"
+    assert got["codes"] == [3, 0, 3, 0]
+    assert capsys.readouterr().err.count("died") == 1
 
 
 def test_worker_lines_are_stripped_and_a_last_unfinished_line_is_sent():
@@ -358,3 +411,64 @@ def test_a_worker_that_fails_leaves_its_checkpoints_unevaluated(tmp_path, capsys
     codes = run_sweep(ckpts, outs, Namespace(device=None), one=None, devices=["cpu", "cpu"], prefetch=False)
     assert codes == [3, 3]
     assert capsys.readouterr().err.count("vibes-eval: worker on cpu failed: AttributeError") == 2
+
+
+def _writes_slowly(ckpt, args, out, display=None):
+    """A worker entry in the middle of writing a report when the sweep is stopped: it must remove its file."""
+    import time
+
+    part = Path(out).with_name(f".{Path(ckpt).name}.partial")
+    part.write_text("half a report")
+    try:
+        time.sleep(60)
+    finally:
+        part.unlink()
+    return 0
+
+
+def test_stopping_a_sweep_stops_its_workers_and_they_remove_what_they_were_writing(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import signal, sys\n"
+        "from argparse import Namespace\n"
+        "from pathlib import Path\n"
+        "from vibes_eval.errors import Terminated\n"
+        "from vibes_eval.sweep import run_sweep\n"
+        "def stop(*_): raise Terminated()\n"
+        "if __name__ == '__main__':\n"
+        "    signal.signal(signal.SIGTERM, stop)  # as the vibes-eval command does\n"
+        "    root = Path(sys.argv[1])\n"
+        "    try:\n"
+        "        run_sweep([root / 'a', root / 'b'], [root / 'out-a', root / 'out-b'], Namespace(device=None), one=None,\n"
+        "                  devices=['cpu', 'cpu'], prefetch=False, entry='test_sweep:_writes_slowly')\n"
+        "    except KeyboardInterrupt as e:\n"
+        "        print('stopped:', type(e).__name__)\n"
+    )
+    (tmp_path / "stop_me.py").write_text(script)
+    env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parent)}
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "stop_me.py"), str(tmp_path)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    parts = [tmp_path / ".a.partial", tmp_path / ".b.partial"]
+    end = time.monotonic() + 120
+    while not all(p.exists() for p in parts) and time.monotonic() < end and proc.poll() is None:
+        time.sleep(0.05)
+    assert all(p.exists() for p in parts), proc.communicate(timeout=30)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert "stopped: Terminated" in out, err
+    assert not any(p.exists() for p in parts)  # each worker got SIGTERM and cleaned up, not killed outright
+
+
+def test_a_worker_that_cannot_start_is_said_as_itself(tmp_path):
+    import pickle
+    from argparse import Namespace
+
+    from vibes_eval.sweep import run_sweep
+
+    with pytest.raises((pickle.PicklingError, AttributeError, TypeError), match="pickle"):
+        run_sweep([tmp_path / "a", tmp_path / "b"], [tmp_path / "oa", tmp_path / "ob"], Namespace(device=None, hook=lambda: 0),
+                  one=None, devices=["cpu", "cpu"], prefetch=False, entry="test_sweep:_writes_slowly")

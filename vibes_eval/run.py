@@ -19,7 +19,7 @@ from vibes_eval.atomic import check_writable_dir, check_writable_file
 from vibes_eval.errors import EXIT_EVAL, EXIT_USAGE, UsageError, command
 from vibes_eval.loaders.base import AdapterSpec
 from vibes_eval.render.reports import new_run_id, write_reports  # json + html + junit, atomic, one run id, redacted
-from vibes_eval.resources import default_suite
+from vibes_eval.resources import bundled_suite, default_suite
 from vibes_eval.run_display import StageBars, SweepDisplay
 from vibes_eval.safety import say, strip_control
 
@@ -216,7 +216,7 @@ def run_command(args) -> int:
             named = suggested_suite(args.base_url, args.model, args.timeout)
             if named:
                 say(f"the server says model {args.model!r} is asked the bundled {named!r} suite (--suite overrides)")
-                args.suite = Path(named)
+                args.suite = bundled_suite(named)  # the package's, whatever the current folder holds
         safe = re.sub(r"[^\w.-]+", "-", args.model).strip("-") or "model"
         return _one(None, args, args.out or default_out(safe, stamp))
     if not args.checkpoints:

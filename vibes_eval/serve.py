@@ -48,10 +48,10 @@ MAX_WAITING = 8  # requests queued for the model beyond the ones being answered;
 _DATA_URI = re.compile(r"data:image/[\w.+-]+;base64,(?P<data>.*)", re.DOTALL)
 
 
-
 def suite_for(ckpt) -> str | None:
     """The bundled suite a client should ask this checkpoint: `shapes` for a toy; None (the client's default) otherwise."""
     return "shapes" if ckpt and (Path(ckpt) / TOY_MARKER).is_file() else None
+
 
 class _BadRequest(Exception):
     """The request cannot be served: an HTTP status and a message for the client."""

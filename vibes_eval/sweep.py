@@ -203,13 +203,14 @@ def _sequential(ckpts: list[Path], outs: list[Path], one: Callable[[Path, Path],
 
 
 def _worker(device: str, ckpts: list[Path], outs: list[Path], args, threads: int | None, prefetch: bool,
-            entry: Callable | str, relay=None, first: int = 0, step: int = 1) -> list[int]:
+            entry: Callable | str, relay=None, report: Callable[[int, int], None] | None = None,
+            first: int = 0, step: int = 1) -> list[int]:
     """One worker process: its checkpoints on its device, in turn (no bars: several processes share the terminal).
 
     `entry(ckpt, args, out, display) -> exit code` is a module-level function or its
     "module:function" name (a spawned process imports it; run passes run._one). Its checkpoints
     are the sweep's `first`, `first + step`, ...; `relay` (run_display.LineRelay, or None) takes
-    their lines and completions to the parent's display.
+    their lines to the parent's display, `report(index, code)` each one's exit code as it finishes.
     """
     if threads:
         import torch
@@ -223,7 +224,7 @@ def _worker(device: str, ckpts: list[Path], outs: list[Path], args, threads: int
     args.device = device
     args.progress = False
     return _sequential(ckpts, outs, lambda c, o: entry(c, args, o, relay), prefetch,
-                       on_done=relay.advance if relay else None, index=lambda k: first + k * step)
+                       on_done=report, index=lambda k: first + k * step)
 
 
 def run_sweep(ckpts: list[Path], outs: list[Path], args, one: Callable[[Path, Path], int], *,

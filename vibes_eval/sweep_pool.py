@@ -5,10 +5,12 @@ notices a killed worker only when its manager thread next wakes: CPython 3.11 wa
 new task before spawning the worker that will run it, so a worker spawned late is not among
 the processes it watches, and a worker killed by the out-of-memory killer went unnoticed until
 every other worker had finished its whole shard. Then the pool terminates every other worker.
-Here every worker reports on one queue, its checkpoints' lines and completions as they come and
-its exit codes last; a worker that ends without saying them (killed, or crashed in C) is noticed
-within POLL seconds and said once, naming its device, its signal and the checkpoints it did not
-finish, and the other workers go on with theirs.
+
+Here each worker writes to its own one-way pipe (no lock shared between processes, which a
+worker killed while sending would leave held): its checkpoints' lines and completions as they
+come, its exit codes last. A worker that ends without its codes (killed, or crashed in C) is
+end of file on its pipe at once, and is said once, naming its device, its signal and the
+checkpoints it did not finish; the other workers go on with theirs.
 """
 
 from __future__ import annotations
@@ -16,33 +18,53 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from queue import Empty
 
 from vibes_eval.safety import say
 
 __all__ = ["run_pool"]
 
-POLL = 0.2  # seconds between looks at the workers while their queue is quiet
+EXIT_WAIT = 10.0  # seconds a worker whose pipe has closed gets to finish exiting; a stopped one, to clean up
 
 
-def _target(queue, show: bool, k: int, n: int, worker: Callable, device: str, ckpts: list[Path], outs: list[Path], args,
+class _Sender:
+    """A worker's end of its pipe: `put` from any of its threads (a library may warn from another)."""
+
+    def __init__(self, conn):
+        self.conn, self.lock = conn, threading.Lock()
+
+    def put(self, message) -> None:
+        with self.lock:
+            self.conn.send(message)
+
+
+def _target(conn, show: bool, k: int, n: int, worker: Callable, device: str, ckpts: list[Path], outs: list[Path], args,
             threads: int | None, prefetch: bool, entry) -> None:
     """Worker k of n: `worker` (sweep._worker) on its checkpoints; its exit codes (or why it failed) are its last message."""
+    from vibes_eval.errors import Terminated
+
+    def stopped(signum, frame):  # the parent stops the sweep: a half-written report is removed, as in the parent
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, stopped)
+    sender = _Sender(conn)
     relay = None
     if show:  # its checkpoints' lines, and anything written to its stderr, reach the parent's display
         from vibes_eval.run_display import LineRelay
 
-        relay = LineRelay(queue)
+        relay = LineRelay(sender)
         sys.stderr = relay.stream()
     try:
-        result = ("codes", k, worker(device, ckpts, outs, args, threads, prefetch, entry, relay, first=k, step=n))
+        result = ("codes", k, worker(device, ckpts, outs, args, threads, prefetch, entry, relay,
+                                     report=lambda idx, code: sender.put(("done", idx, code)), first=k, step=n))
     except BaseException as e:  # the parent says it: the checkpoints not yet finished were not evaluated
         result = ("failed", k, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
     if relay:
         relay.flush()  # a last line without its newline, before the codes
-    queue.put(result)
+    sender.put(result)
+    conn.close()
 
 
 def _death(exitcode: int | None) -> str:
@@ -93,22 +115,22 @@ class _Books:
             self.end(k, [c for c in self.codes[k::self.n] if c is not None], f"worker on {self.devices[k]} failed: {rest[1]}")
 
 
-def _follow(procs: dict, queue, books: _Books) -> None:
-    """Until every worker has reported its codes, failed, or died: take their messages as they come."""
-    while len(books.ended) < len(procs):
-        try:
-            books.take(queue.get(timeout=POLL))
-            continue
-        except Empty:
-            pass
-        gone = [k for k, p in procs.items() if k not in books.ended and p.exitcode is not None]
-        while gone:  # what a worker sent before it ended is in the pipe already: read all of it first
+def _follow(procs: dict, pipes: dict, books: _Books) -> None:
+    """Until every worker's pipe has closed: take their messages as they come; a pipe closed before its codes is a death."""
+    from multiprocessing.connection import wait
+
+    while pipes:
+        for conn in wait(list(pipes)):
+            k = pipes[conn]
             try:
-                books.take(queue.get_nowait())
-            except Empty:
-                break
-        for k in gone:
+                books.take(conn.recv())
+                continue
+            except (EOFError, OSError):  # the worker's end is closed: it has exited, or was killed (mid-message too)
+                pass
+            conn.close()
+            del pipes[conn]
             if k not in books.ended:  # ended without its codes
+                procs[k].join(EXIT_WAIT)
                 done = [c for c in books.codes[k::books.n] if c is not None]
                 books.end(k, done, f"the worker on {books.devices[k]} died ({_death(procs[k].exitcode)})")
 
@@ -117,12 +139,12 @@ def run_pool(ckpts: list[Path], outs: list[Path], args, devices: list[str], pref
              worker: Callable) -> list[int]:
     """Exit codes of every checkpoint, worker k of n taking checkpoints k, k+n, ... on devices[k].
 
-    `worker(device, ckpts, outs, args, threads, prefetch, entry, relay, first=, step=)`: a
-    module-level function (sweep._worker) that a spawned process imports by name.
-
+    `worker(device, ckpts, outs, args, threads, prefetch, entry, relay, report=, first=, step=)`:
+    a module-level function (sweep._worker) that a spawned process imports by name.
     `display` (run_display.SweepDisplay or None): shows the workers' lines and counts their
     checkpoints as they finish. CPU workers split the CPU threads unless OMP_NUM_THREADS says
-    otherwise. Ctrl-C (or any error here) terminates the workers.
+    otherwise. Ctrl-C, SIGTERM (or any error here) stops the workers, each removing what it was
+    writing.
     """
     import multiprocessing as mp
 
@@ -132,21 +154,38 @@ def run_pool(ckpts: list[Path], outs: list[Path], args, devices: list[str], pref
     if cpu_workers and not os.environ.get("OMP_NUM_THREADS"):
         threads = max(1, (os.cpu_count() or 1) // cpu_workers)
     ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
     books = _Books(ckpts, devices, n, display)
     procs: dict[int, mp.process.BaseProcess] = {}
+    pipes: dict = {}
     try:
         for k in range(n):
-            procs[k] = ctx.Process(target=_target, name=f"vibes-eval worker {k} ({devices[k]})",
-                                   args=(queue, display is not None, k, n, worker, devices[k], ckpts[k::n], outs[k::n],
-                                         args, threads if devices[k] == "cpu" else None, prefetch, entry))
-            procs[k].start()
-        _follow(procs, queue, books)
+            theirs_read, theirs_write = ctx.Pipe(duplex=False)
+            p = ctx.Process(target=_target, name=f"vibes-eval worker {k} ({devices[k]})",
+                            args=(theirs_write, display is not None, k, n, worker, devices[k], ckpts[k::n], outs[k::n],
+                                  args, threads if devices[k] == "cpu" else None, prefetch, entry))
+            try:
+                p.start()
+            except BaseException:  # cannot start (an argument that does not pickle): said as itself
+                theirs_read.close()
+                raise
+            finally:
+                theirs_write.close()  # the worker holds the only write end: its exit is end of file here
+            procs[k], pipes[theirs_read] = p, k
+        _follow(procs, pipes, books)
     finally:
-        for p in procs.values():
-            if p.is_alive():
-                p.terminate()
-        for p in procs.values():
-            p.join()
-        queue.close()
+        _stop(procs.values())
+        for conn in pipes:
+            conn.close()
     return [3 if c is None else c for c in books.codes]
+
+
+def _stop(procs) -> None:
+    """Workers still running get SIGTERM (each removes the file it was writing), then SIGKILL after EXIT_WAIT s."""
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(EXIT_WAIT)
+        if p.is_alive():
+            p.kill()
+            p.join()
