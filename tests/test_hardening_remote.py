@@ -341,6 +341,26 @@ def test_serve_times_out_a_body_shorter_than_its_content_length():
     assert reply.startswith(b"HTTP/1.0 408") and b"the body ended after 9 of its 100000 bytes" in reply
 
 
+def test_serve_drops_a_client_that_drips_its_headers():
+    import select
+
+    with served(Echo(), body_timeout=0.5) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"GET /v1/models HTTP/1.1\r\n")
+            dropped_after = None
+            for i in range(40):  # 8 s of headers, each well within the per-read timeout
+                try:
+                    s.sendall(f"X-Drip-{i}: x\r\n".encode())
+                    if select.select([s], [], [], 0.2)[0] and s.recv(4096) == b"":
+                        dropped_after = i
+                        break
+                except (BrokenPipeError, ConnectionResetError):
+                    dropped_after = i
+                    break
+    assert dropped_after is not None and dropped_after < 39  # not served at the end: dropped on the way
+
+
 def _has_ipv6_loopback() -> bool:
     try:
         with socket.socket(socket.AF_INET6) as s:

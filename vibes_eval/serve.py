@@ -200,6 +200,28 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self):
         super().setup()
         self.connection.settimeout(self.app.body_timeout)  # a client that stops sending is dropped
+        # and one that drips its request line and headers a byte at a time is dropped too: a
+        # deadline for all of them, not per read (the body has its own, _read_body)
+        self._late = False
+        self._header_clock = threading.Timer(self.app.body_timeout, self._drop_late)
+        self._header_clock.daemon = True
+        self._header_clock.start()
+
+    def _drop_late(self) -> None:
+        self._late = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)  # the blocked read returns: the handler ends
+        except OSError:  # already closed
+            pass
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()  # reads the headers
+        self._header_clock.cancel()
+        return ok and not self._late
+
+    def finish(self):
+        self._header_clock.cancel()
+        super().finish()
 
     def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
         if self.app.log:
