@@ -63,8 +63,7 @@ def _target(conn, show: bool, k: int, n: int, worker: Callable, device: str, ckp
         result = ("failed", k, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
     if relay:
         relay.flush()  # a last line without its newline, before the codes
-    sender.put(result)
-    conn.close()
+    sender.put(result)  # the pipe stays open until the process ends: what it writes while exiting still reaches the parent
 
 
 def _death(exitcode: int | None) -> str:
