@@ -23,7 +23,6 @@ import base64
 import binascii
 import json
 import re
-import socket
 import sys
 import tempfile
 import threading
@@ -37,13 +36,13 @@ from vibes_eval.limits import MAX_CONCURRENT_SERVE, MAX_PIXELS, MAX_QUESTION_CHA
 from vibes_eval.records import Request
 from vibes_eval.resources import TOY_MARKER
 from vibes_eval.safety import short, strip_control
+from vibes_eval.serve_guard import MAX_CONNECTIONS, BoundedServer, HeaderDeadline
 
 __all__ = ["BODY_TIMEOUT", "MAX_BODY", "MAX_CONNECTIONS", "MAX_TOKENS", "add_serve_parser", "serve", "serve_command"]
 
 MAX_BODY = 32 << 20  # bytes: a base64 PNG of a large photo fits many times over
 MAX_TOKENS = 4096
 BODY_TIMEOUT = 30.0  # seconds for a request's headers and body to arrive in full
-MAX_CONNECTIONS = 32  # open connections (threads); more are closed at once
 MAX_WAITING = 8  # requests queued for the model beyond the ones being answered; more get 503
 _DATA_URI = re.compile(r"data:image/[\w.+-]+;base64,(?P<data>.*)", re.DOTALL)
 
@@ -190,38 +189,12 @@ def _one_image_and_text(messages):
     return image, text
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(HeaderDeadline, BaseHTTPRequestHandler):
     server_version = "vibes-eval-serve"
 
     @property
     def app(self) -> _App:
         return self.server.app  # type: ignore[attr-defined]
-
-    def setup(self):
-        super().setup()
-        self.connection.settimeout(self.app.body_timeout)  # a client that stops sending is dropped
-        # and one that drips its request line and headers a byte at a time is dropped too: a
-        # deadline for all of them, not per read (the body has its own, _read_body)
-        self._late = False
-        self._header_clock = threading.Timer(self.app.body_timeout, self._drop_late)
-        self._header_clock.daemon = True
-        self._header_clock.start()
-
-    def _drop_late(self) -> None:
-        self._late = True
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)  # the blocked read returns: the handler ends
-        except OSError:  # already closed
-            pass
-
-    def parse_request(self) -> bool:
-        ok = super().parse_request()  # reads the headers
-        self._header_clock.cancel()
-        return ok and not self._late
-
-    def finish(self):
-        self._header_clock.cancel()
-        super().finish()
 
     def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
         if self.app.log:
@@ -318,35 +291,6 @@ class _Handler(BaseHTTPRequestHandler):
         return b"".join(chunks)
 
 
-class _Server(ThreadingHTTPServer):
-    """ThreadingHTTPServer for IPv4 or IPv6 hosts, with at most MAX_CONNECTIONS connections at once."""
-
-    daemon_threads = True  # a client that hangs up mid-request never blocks shutdown
-    max_connections = MAX_CONNECTIONS
-
-    def __init__(self, address, handler):
-        if ":" in address[0]:  # ::1, fe80::..: an IPv6 literal
-            self.address_family = socket.AF_INET6
-        self._slots = threading.BoundedSemaphore(self.max_connections)
-        super().__init__(address, handler)
-
-    def process_request(self, request, client_address):
-        if not self._slots.acquire(blocking=False):
-            self.shutdown_request(request)  # too many connections: drop this one at once
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def process_request_thread(self, request, client_address):
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
-
-
 def serve(adapter, host: str = "127.0.0.1", port: int = 0, *, model_name: str | None = None,
           api_key: str | None = None, log=None, body_timeout: float = BODY_TIMEOUT,
           workers: int = MAX_CONCURRENT_SERVE, prompt_logprobs: bool | None = None) -> tuple[ThreadingHTTPServer, threading.Thread]:
@@ -368,7 +312,8 @@ def serve(adapter, host: str = "127.0.0.1", port: int = 0, *, model_name: str | 
         (server, thread): stop with `server.shutdown(); server.server_close()`.
     """
     name = model_name or Path(str(getattr(adapter, "ckpt", "model"))).name or "model"
-    server = _Server((host, port), _Handler)
+    server = BoundedServer((host, port), _Handler)
+    server.header_timeout, server.log = body_timeout, log
     if prompt_logprobs is None:
         prompt_logprobs = hasattr(adapter, "model") and hasattr(adapter, "processor")
     server.app = _App(adapter, name, api_key, log, workers=workers, body_timeout=body_timeout,  # type: ignore[attr-defined]
