@@ -90,6 +90,10 @@ class _Books:
             if self.display is not None:
                 self.display.advance(idx, code)
 
+    def finished(self, k: int) -> list[int]:
+        """Worker k's checkpoints reported done so far, in order."""
+        return [c for c in self.codes[k::self.n] if c is not None]
+
     def end(self, k: int, got: list[int], why: str | None = None) -> None:
         """Worker k is done: `got` are its checkpoints' codes in order; the rest were not run (3, or 2 after a usage error)."""
         self.ended.add(k)
@@ -111,7 +115,7 @@ class _Books:
             self.end(rest[0], rest[1])
         elif kind == "failed":
             k = rest[0]
-            self.end(k, [c for c in self.codes[k::self.n] if c is not None], f"worker on {self.devices[k]} failed: {rest[1]}")
+            self.end(k, self.finished(k), f"worker on {self.devices[k]} failed: {rest[1]}")
 
 
 def _follow(procs: dict, pipes: dict, books: _Books) -> None:
@@ -130,8 +134,7 @@ def _follow(procs: dict, pipes: dict, books: _Books) -> None:
             del pipes[conn]
             if k not in books.ended:  # ended without its codes
                 procs[k].join(EXIT_WAIT)
-                done = [c for c in books.codes[k::books.n] if c is not None]
-                books.end(k, done, f"the worker on {books.devices[k]} died ({_death(procs[k].exitcode)})")
+                books.end(k, books.finished(k), f"the worker on {books.devices[k]} died ({_death(procs[k].exitcode)})")
 
 
 def run_pool(ckpts: list[Path], outs: list[Path], args, devices: list[str], prefetch: bool, entry, display,
