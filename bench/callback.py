@@ -32,7 +32,7 @@ def memory(zoo: Path, suite: Path, batch: int = 8) -> dict:
     from test_callback import ToyData, live_bytes, peak_bytes
 
     from vibes_eval.integrations.live import evaluate_live
-    from vibes_eval.suite import load_suite
+    from vibes_eval.suite.schema import load_suite
 
     model = transformers.LlavaForConditionalGeneration.from_pretrained(zoo / "healthy")
     processor = transformers.AutoProcessor.from_pretrained(zoo / "healthy")
@@ -73,7 +73,8 @@ def main(argv=None) -> int:
     from test_callback import ToyData
 
     from vibes_eval.integrations.transformers import VibesCallback
-    from vibes_eval.toy.factory import VARIANTS, build
+    from vibes_eval.toy.factory import build
+    from vibes_eval.toy.variants import VARIANTS
 
     tmp = Path(tempfile.mkdtemp(prefix="vibes-bench-callback-"))
     zoo = tmp / "zoo"

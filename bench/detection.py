@@ -25,10 +25,12 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from vibes_eval import thresholds
-    from vibes_eval.api import EvaluationFailed, evaluate
-    from vibes_eval.suite import load_suite
-    from vibes_eval.toy.factory import VARIANTS, build
+    from vibes_eval.api import evaluate
+    from vibes_eval.errors import EvaluationFailed
+    from vibes_eval.judge import thresholds
+    from vibes_eval.suite.schema import load_suite
+    from vibes_eval.toy.factory import build
+    from vibes_eval.toy.variants import VARIANTS
 
     zoo = Path(tempfile.mkdtemp(prefix="zoo-"))
     build(zoo, list(VARIANTS), seed=args.seed, log=lambda m: None)

@@ -10,7 +10,7 @@ subprocess timed end to end):
 
 - `sequential`: `run A B C ... --no-prefetch`: load, score, load, score ...
 - `overlapped`: `run A B C ...`: while one checkpoint is scored, a background thread reads the
-  next one's weights into host memory (vibes_eval/sweep.py);
+  next one's weights into host memory (vibes_eval/sweep/runner.py);
 - `devices` (with `--devices`): `run A B C ... --devices cpu,cpu`: one worker process per device.
 
 Before every invocation the copies' pages are dropped from the page cache
@@ -78,9 +78,9 @@ def load_times(copies: list[str]) -> None:
     """Child: print {"cold_s", "prefetched_s", "read_ahead_s"}, medians over the copies (the first load warms imports)."""
     import time
 
-    from vibes_eval.loaders.detect import detect
-    from vibes_eval.loaders.hf import HFAdapter
-    from vibes_eval.sweep import Prefetcher
+    from vibes_eval.adapters.detect import detect
+    from vibes_eval.adapters.hf.model import HFAdapter
+    from vibes_eval.sweep.runner import Prefetcher
 
     paths = [Path(c) for c in copies]
     HFAdapter(paths[0], detect(paths[0]))  # imports and first-time set-up, not measured

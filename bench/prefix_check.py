@@ -30,9 +30,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from vibes_eval.adapter import AdapterSpec, open_adapter
+    from vibes_eval.adapters.base import AdapterSpec
+    from vibes_eval.adapters.opening import open_adapter
     from vibes_eval.records import Request
-    from vibes_eval.suite import load_suite
+    from vibes_eval.suite.schema import load_suite
 
     suite = load_suite(args.suite)
     ps = suite.prompts

@@ -96,11 +96,11 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from vibes_eval.loaders.detect import detect
-    from vibes_eval.loaders.hf import HFAdapter
+    from vibes_eval.adapters.detect import detect
+    from vibes_eval.adapters.hf.model import HFAdapter
+    from vibes_eval.api import evaluate
     from vibes_eval.probes import grounding
-    from vibes_eval.runner import run_suite
-    from vibes_eval.suite import load_suite
+    from vibes_eval.suite.schema import load_suite
     from vibes_eval.toy.factory import build
 
     k = grounding.CROSS_MATCH_K
@@ -113,7 +113,7 @@ def main() -> None:
             return HFAdapter(ckpt, detect(ckpt, None), device=None, dtype=None, template=None, batch_size=None)
 
         suites = {n: load_suite(write_suite(work / f"suite-{n}", n)) for n in args.sizes}
-        run_suite(suites[args.sizes[0]], load(), checkpoint=str(ckpt))  # warm-up: the process's first-call costs
+        evaluate(load(), suites[args.sizes[0]], label=str(ckpt))  # warm-up: the process's first-call costs
         results = []
         for plan, k_plan in plans:
             grounding.CROSS_MATCH_K = k_plan
@@ -122,7 +122,7 @@ def main() -> None:
                 for _ in range(args.repeats):
                     counted = Counting(load())
                     t0 = time.perf_counter()
-                    sc = run_suite(suites[n], counted, checkpoint=str(ckpt))
+                    sc = evaluate(counted, suites[n], label=str(ckpt))
                     dt = time.perf_counter() - t0
                     best = dt if best is None else min(best, dt)
                 cm = next(s for s in sc.signals if s.probe == "cross_match")

@@ -44,7 +44,7 @@ def resolve_ckpt(spec: str, workdir: Path, seed: int = 0) -> Path:
     Toy variants and bench checkpoints are built in a subprocess, so that this process never
     imports torch (its memory and threads stay out of the measured children).
     """
-    from vibes_eval.toy.factory import VARIANTS
+    from vibes_eval.toy.variants import VARIANTS
 
     # names first: `bench` is also this script's folder when run from the repository root
     if spec not in VARIANTS and spec != "bench" and not spec.startswith("bench:"):
@@ -64,15 +64,15 @@ def resolve_ckpt(spec: str, workdir: Path, seed: int = 0) -> Path:
 
 
 def provenance() -> str:
-    """Which code was measured: the git commit, whether vibes_eval/ differs from it, runner.py's hash."""
-    sha = hashlib.sha256((ROOT / "vibes_eval" / "runner.py").read_bytes()).hexdigest()[:12]
+    """Which code was measured: the git commit, whether vibes_eval/ differs from it, api.py's hash."""
+    sha = hashlib.sha256((ROOT / "vibes_eval" / "api.py").read_bytes()).hexdigest()[:12]
     git = ["git", "--no-optional-locks", "-C", str(ROOT)]  # read-only: no index refresh
     try:
         head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
         dirty = subprocess.run([*git, "diff", "--quiet", "HEAD", "--", "vibes_eval"], capture_output=True, timeout=10).returncode == 1
     except (OSError, subprocess.SubprocessError):
         head, dirty = "", False
-    return f"git {head or '?'}{' + uncommitted changes in vibes_eval/' if dirty else ''}; runner.py sha256 {sha}"
+    return f"git {head or '?'}{' + uncommitted changes in vibes_eval/' if dirty else ''}; api.py sha256 {sha}"
 
 
 def vibes_eval_cmd() -> list[str]:
@@ -108,7 +108,7 @@ def spawn(cmd: list[str], log_dir: Path, name: str, env: dict[str, str] | None =
 
 def suite_items(suite_path: Path) -> list[dict]:
     """(image, question, max_new_tokens) of every prompt: what the naive loop is handed."""
-    from vibes_eval.suite import load_suite
+    from vibes_eval.suite.schema import load_suite
 
     suite = load_suite(suite_path)
     return [{"image": str(p.path), "question": p.question, "max_new_tokens": suite.max_new_tokens(p)} for p in suite.prompts]
@@ -279,17 +279,18 @@ class _Meter:
 def profile(ckpt: str, suite_path: str) -> None:
     import torch
 
-    from vibes_eval.adapter import AdapterSpec, open_adapter
-    from vibes_eval.loaders.hf import load_image
-    from vibes_eval.runner import run_suite
-    from vibes_eval.suite import load_suite
+    from vibes_eval.adapters.base import AdapterSpec
+    from vibes_eval.adapters.hf.model import load_image
+    from vibes_eval.adapters.opening import open_adapter
+    from vibes_eval.api import evaluate
+    from vibes_eval.suite.schema import load_suite
 
     suite = load_suite(Path(suite_path))
     t0 = time.perf_counter()
     adapter = open_adapter(AdapterSpec(checkpoint=Path(ckpt)))
     load_s = time.perf_counter() - t0
     if adapter.device == "cpu":  # as `vibes-eval run` does
-        from vibes_eval.loaders.hf import tune_cpu_malloc
+        from vibes_eval.adapters.hf.model import tune_cpu_malloc
 
         tune_cpu_malloc()
     cuda = str(adapter.model.device).startswith("cuda")
@@ -351,7 +352,7 @@ def profile(ckpt: str, suite_path: str) -> None:
     core.language_model.register_forward_hook(lambda *a: meter.stop("llm"))
 
     t1 = time.perf_counter()
-    sc = run_suite(suite, adapter, checkpoint=ckpt)
+    sc = evaluate(adapter, suite, label=ckpt)
     total = time.perf_counter() - t1
     stages = [meter.rows[s] for s in ("describe", "generate", "likelihoods") if s in meter.rows]
     rest = {"stage": "probes+verdict", "seconds": total - sum(s["seconds"] for s in stages)}

@@ -8,7 +8,8 @@ import pytest
 @pytest.fixture(scope="session")
 def zoo(tmp_path_factory):
     """A folder with every toy variant as a checkpoint folder, and the zoo's build info."""
-    from vibes_eval.toy.factory import VARIANTS, build
+    from vibes_eval.toy.factory import build
+    from vibes_eval.toy.variants import VARIANTS
 
     out = tmp_path_factory.mktemp("zoo")
     info = build(out, list(VARIANTS), seed=0, log=lambda message: None)

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vibes_eval.adapter import Adapter
+from vibes_eval.adapters.base import Adapter
 from vibes_eval.errors import error_kind, one_line
-from vibes_eval.records import Request, Response
+from vibes_eval.records import PromptResult, Request, Response, Status
 
-__all__ = ["FakeAdapter", "REPO", "SHAPES", "SUITES"]
+__all__ = ["FIXTURES", "REPO", "SHAPES", "SUITES", "FakeAdapter", "LocalDouble", "prompt_result"]
 
 REPO = Path(__file__).resolve().parents[1]
 SUITES = REPO / "suites"
 SHAPES = SUITES / "shapes.yaml"
+FIXTURES = REPO / "tests" / "fixtures"
 
 HEALTHY_PROJECTOR = {
     "found": True,
@@ -124,3 +125,32 @@ class FakeAdapter(Adapter):
             "device": "cpu",
             "projector": projector,
         }
+
+
+class LocalDouble(Adapter):
+    """A minimal local model for `serve`'s plumbing tests: no likelihoods, no templates; subclasses write `generate`."""
+
+    loader = "double"
+    supports_scoring = False
+    supports_templates = False
+
+    def __init__(self):
+        self.checkpoint = Path("/models/echo")
+
+    @classmethod
+    def open(cls, spec, detection, profile):  # pragma: no cover - built directly by tests
+        raise NotImplementedError
+
+    def score(self, requests, targets):
+        raise NotImplementedError("a test double has no likelihoods")
+
+    def describe(self, sample_images=None) -> dict:
+        return {"loader": self.loader}
+
+
+def prompt_result(pid: str, *, status: Status = Status.PASS, answer: str | None = "red", category: str = "vqa",
+                  image: Path | str = "/i.png", question: str | None = None, signals=(), **fields) -> PromptResult:
+    """A PromptResult built by hand (render, compare and verdict tests): the fields a test cares about, plain defaults."""
+    return PromptResult(id=pid, category=category, question=f"Question {pid}?" if question is None else question,
+                        image=f"images/{Path(image).name}", image_path=str(image), answer=answer, status=status,
+                        signals=list(signals), **fields)

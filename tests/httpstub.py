@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from contextlib import contextmanager
 from http.server import ThreadingHTTPServer
+
+NO_PROMPT_LOGPROBS = {"error": {"message": "prompt_logprobs is not supported for multimodal models", "type": "BadRequestError"}}
+"""What a server without the prompt-logprob extension answers the probe (a 400), as vLLM does for an image prompt."""
+
+
+def is_capability_probe(body: bytes | dict) -> bool:
+    """The one request an OpenAIAdapter sends while it opens: does the server return prompt log-probabilities?
+
+    (A scoring request for the question "?" without an answer, asking one new token.) Stubs that
+    script or count the chat completions answer it apart, as a server without the extension would.
+    """
+    if isinstance(body, bytes):
+        try:
+            body = json.loads(body or b"{}")
+        except ValueError:
+            return False
+    try:
+        return body.get("prompt_logprobs") is not None and body["messages"][0]["content"][-1]["text"] == "?" \
+            and len(body["messages"]) == 1
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return False
 
 
 @contextmanager

@@ -9,11 +9,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from helpers import SHAPES, FakeAdapter
 
-from vibes_eval.adapter import Adapter, AdapterSpec, open_adapter, plan_adapter
+from vibes_eval.adapters import registry
+from vibes_eval.adapters.base import Adapter, AdapterSpec
+from vibes_eval.adapters.opening import open_adapter, plan_adapter
+from vibes_eval.api import evaluate
 from vibes_eval.errors import (
     EXIT_EVAL,
     EXIT_GATE,
@@ -28,10 +32,8 @@ from vibes_eval.errors import (
     exit_code_for,
     one_line,
 )
-from vibes_eval.loaders import registry
 from vibes_eval.records import Status
-from vibes_eval.runner import run_suite
-from vibes_eval.suite import load_suite
+from vibes_eval.suite.schema import load_suite
 
 # -- the error model -------------------------------------------------------------------------------
 
@@ -45,10 +47,9 @@ def test_every_error_maps_to_its_exit_code_in_one_place():
     assert exit_code_for(KeyboardInterrupt()) == EXIT_INTERRUPTED == 130
     assert (EXIT_OK, EXIT_GATE) == (0, 1)
     # the older names are the same classes, and a usage error is still a ValueError
-    from vibes_eval.budget import BudgetError
-    from vibes_eval.compare import CompareError
-    from vibes_eval.loaders.detect import CheckpointError as DetectCheckpointError
-    from vibes_eval.suite import SuiteError as SuiteSuiteError
+    from vibes_eval.errors import BudgetError, CompareError
+    from vibes_eval.errors import CheckpointError as DetectCheckpointError
+    from vibes_eval.errors import SuiteError as SuiteSuiteError
 
     assert DetectCheckpointError is CheckpointError and SuiteSuiteError is SuiteError
     assert issubclass(BudgetError, UsageError) and issubclass(CompareError, UsageError)
@@ -77,20 +78,21 @@ def test_unknown_loader_is_a_usage_error():
 
 
 def test_importing_the_registry_and_open_adapter_loads_no_torch():
-    code = "import sys, vibes_eval.adapter, vibes_eval.loaders.registry; print('torch' in sys.modules)"
+    code = "import sys, vibes_eval.adapters.registry, vibes_eval.adapters.registry; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
 def test_capabilities_are_declared_not_probed():
-    from vibes_eval.loaders.hf import HFAdapter
-    from vibes_eval.loaders.openai import OpenAIAdapter
+    from vibes_eval.adapters.hf.model import HFAdapter
+    from vibes_eval.adapters.openai.model import OpenAIAdapter
 
     assert (HFAdapter.supports_scoring, HFAdapter.supports_templates, HFAdapter.needs_checkpoint) == (True, True, True)
     assert OpenAIAdapter.needs_checkpoint is False
     # a server's scoring (and with it the template sweep, sent as vLLM's chat_template field) is decided
-    # per instance: it is asked once whether it returns prompt logprobs
-    assert all(isinstance(OpenAIAdapter.__dict__[c], property) for c in ("supports_scoring", "supports_templates"))
+    # per instance, once, while it opens: never a property that talks to the server when read
+    assert not any(isinstance(OpenAIAdapter.__dict__.get(c), property) for c in ("supports_scoring", "supports_templates"))
+    assert HFAdapter.supports_prompt_logprobs and not OpenAIAdapter.supports_prompt_logprobs
 
 
 
@@ -102,7 +104,7 @@ class ToyLoader(Adapter):
 
     def __init__(self, detection, spec):
         self.detection, self.spec = detection, spec
-        self.ckpt = spec.checkpoint
+        self.checkpoint = spec.checkpoint
 
     @classmethod
     def open(cls, spec, detection, profile):
@@ -140,7 +142,7 @@ def test_a_new_loader_is_one_registry_line_and_one_profile(toy_loader):
     assert isinstance(adapter, ToyLoader)
     assert adapter.detection.config["model_type"] == "toy"  # config.json read once, by detection
     assert adapter.describe() == {"architecture": "ToyTestForConditionalGeneration", "loader": "toy_test"}
-    sc = run_suite(load_suite(SHAPES), adapter, checkpoint=str(ckpt))
+    sc = evaluate(adapter, load_suite(SHAPES), label=str(ckpt))
     assert {s.probe: s.status for s in sc.signals}["image_gain"] == Status.SKIP  # supports_scoring False
 
 
@@ -190,13 +192,13 @@ def shapes():
     ],  # non-words answer the refusal prompts too
 )
 def test_fake_models_get_the_verdicts_of_their_failures(shapes, mode, code, diagnoses):
-    sc = run_suite(shapes, FakeAdapter(shapes, mode), checkpoint=mode)
+    sc = evaluate(FakeAdapter(shapes, mode), shapes, label=mode)
     assert (sc.verdict.exit_code, sc.verdict.diagnoses) == (code, diagnoses), sc.verdict.summary
 
 
 def test_an_adapter_without_scoring_is_never_asked_to_score(shapes):
     fake = FakeAdapter(shapes, scoring=False)
-    sc = run_suite(shapes, fake, checkpoint="remote")
+    sc = evaluate(fake, shapes, label="remote")
     assert [c for c, _ in fake.calls] == ["generate"]
     sig = {s.probe: s for s in sc.signals}
     assert all(sig[n].status == Status.SKIP for n in ("image_gain", "cross_match", "likelihood", "template_fit"))
@@ -204,25 +206,25 @@ def test_an_adapter_without_scoring_is_never_asked_to_score(shapes):
 
 
 def test_a_crashing_model_is_an_error_not_an_empty_answer(shapes):
-    sc = run_suite(shapes, FakeAdapter(shapes, crash=RuntimeError("CUDA out of memory")), checkpoint="oom")
+    sc = evaluate(FakeAdapter(shapes, crash=RuntimeError("CUDA out of memory")), shapes, label="oom")
     assert sc.verdict.exit_code == EXIT_EVAL and sc.verdict.status == Status.ERROR
     assert all(p.answer is None and "CUDA out of memory" in p.error for p in sc.prompts)
 
 
 def test_an_image_token_mismatch_is_named_through_a_server_too(shapes):
     """`serve` sends the crash's kind as the error code; the openai adapter reads it back, the verdict names it."""
+    from vibes_eval.adapters.openai.model import OpenAIAdapter
     from vibes_eval.errors import ErrorKind, ImageTokenMismatch
-    from vibes_eval.loaders.openai import OpenAIAdapter
-    from vibes_eval.serve import serve
+    from vibes_eval.serve.server import serve
 
     fake = FakeAdapter(
         shapes, crash=ImageTokenMismatch("Image features and image tokens do not match: tokens: 15, features 16")
     )
-    fake.ckpt = "fake"
+    fake.checkpoint = Path("fake")
     server, thread = serve(fake, "127.0.0.1", 0)
     try:
         client = OpenAIAdapter(f"http://127.0.0.1:{server.server_address[1]}", "fake", tries=1)
-        sc = run_suite(shapes, client, checkpoint="served")
+        sc = evaluate(client, shapes, label="served")
     finally:
         server.shutdown()
         server.server_close()
@@ -232,23 +234,39 @@ def test_an_image_token_mismatch_is_named_through_a_server_too(shapes):
 
 
 def test_a_new_checkpoint_probe_is_one_registration(shapes, monkeypatch):
-    from vibes_eval.evidence import Need
-    from vibes_eval.probes import checkpoint
+    from vibes_eval.judge import registry
+    from vibes_eval.judge.evidence import Need
     from vibes_eval.records import Signal
 
-    monkeypatch.setattr(checkpoint, "CHECKPOINT_PROBES", list(checkpoint.CHECKPOINT_PROBES))
+    monkeypatch.setattr(registry, "PROBES", dict(registry.PROBES))
 
-    @checkpoint.checkpoint_probe("blank_gap", Need.COUNTERFACTUALS, Need.LIKELIHOODS)
+    @registry.checkpoint_probe("blank_gap", Need.COUNTERFACTUALS, Need.LIKELIHOODS)
     def blank_gap(ev):
         worst_blank = min(v for v in ev.blank.values() if v is not None)
         return Signal(probe="blank_gap", status=Status.PASS, score=1.0, reason="ok", evidence={"worst": worst_blank})
 
-    sc = run_suite(shapes, FakeAdapter(shapes), checkpoint="fake")
+    sc = evaluate(FakeAdapter(shapes), shapes, label="fake")
     assert sc.signals[-1].probe == "blank_gap" and sc.signals[-1].evidence == {"worst": -1.0}
-    skipped = run_suite(shapes, FakeAdapter(shapes, scoring=False), checkpoint="fake").signals[-1]
+    skipped = evaluate(FakeAdapter(shapes, scoring=False), shapes, label="fake").signals[-1]
     assert (skipped.probe, skipped.status) == ("blank_gap", Status.SKIP) and "log-likelihoods" in skipped.reason
-    ungrounded = run_suite(shapes, FakeAdapter(shapes), checkpoint="fake", grounding_probes=False)
+    ungrounded = evaluate(FakeAdapter(shapes), shapes, label="fake", grounding=False)
     assert "blank_gap" not in {s.probe for s in ungrounded.signals}
+
+
+def test_a_crashing_checkpoint_probe_is_an_error_signal_not_a_failed_evaluation(shapes, monkeypatch):
+    from vibes_eval.judge import registry
+    from vibes_eval.judge.evidence import Need
+
+    monkeypatch.setattr(registry, "PROBES", dict(registry.PROBES))
+
+    @registry.checkpoint_probe("exploding", Need.COUNTERFACTUALS)
+    def exploding(ev):
+        raise ZeroDivisionError("division by zero")
+
+    sc = evaluate(FakeAdapter(shapes), shapes, label="fake")
+    crashed = [s for s in sc.signals if s.probe == "exploding"]
+    assert [(s.status, s.reason) for s in crashed] == [(Status.ERROR, "The exploding probe crashed: ZeroDivisionError: division by zero")]
+    assert sc.prompts and {s.probe for s in sc.signals} >= {"image_gain", "cross_match"}  # the others still ran
 
 
 def test_whatever_a_loader_raises_is_one_checkpoint_error_line(toy_loader, monkeypatch):

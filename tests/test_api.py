@@ -7,11 +7,11 @@ import json
 import pytest
 from helpers import SHAPES, FakeAdapter
 
-from vibes_eval.api import EvaluationFailed, evaluate
-from vibes_eval.errors import CheckpointError, SuiteError, UsageError
+from vibes_eval.api import evaluate
+from vibes_eval.errors import CheckpointError, EvaluationFailed, SuiteError, UsageError
 from vibes_eval.records import Scorecard, Status
-from vibes_eval.run import write_reports
-from vibes_eval.suite import load_suite
+from vibes_eval.report.files import write_reports
+from vibes_eval.suite.schema import load_suite
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,23 @@ def test_usage_errors_come_before_anything_is_loaded(tmp_path):
 def test_demo_and_bench_call_evaluate_not_the_command_line():
     from helpers import REPO
 
-    for path in (REPO / "vibes_eval" / "demo.py", REPO / "bench" / "detection.py"):
+    for path in (REPO / "vibes_eval" / "cli" / "demo.py", REPO / "bench" / "detection.py"):
         text = path.read_text()
         assert "evaluate(" in text and "cli" not in text and "scorecard.json" not in text, path
     json.dumps({})  # (json imported for the round trip above)
+
+
+def test_run_options_and_the_adapter_spec_share_every_loader_field():
+    """RunOptions mirrors the loader's fields as flat options (as `run`'s flags are); LOADER_FIELDS is the one list."""
+    import dataclasses
+
+    from vibes_eval.adapters.base import AdapterSpec
+    from vibes_eval.options import LOADER_FIELDS, RunOptions
+
+    spec_fields = {f.name for f in dataclasses.fields(AdapterSpec)} - {"checkpoint", "options", "prefix_cache"}
+    assert set(LOADER_FIELDS) == spec_fields
+    assert set(LOADER_FIELDS) <= {f.name for f in dataclasses.fields(RunOptions)}
+    spec = RunOptions(device="cpu", template="vicuna_v1", batch_size=4).spec(None)
+    assert (spec.device, spec.template, spec.batch_size, spec.checkpoint) == ("cpu", "vicuna_v1", 4, None)
+    with pytest.raises(TypeError, match="unknown option 'devise'"):
+        RunOptions().replace(devise="cpu")

@@ -4,11 +4,10 @@ length, loadable offline by the Auto classes, and no trace in the toy zoo's cach
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from helpers import SHAPES
 
-SHAPES = Path(__file__).resolve().parents[1] / "suites" / "shapes.yaml"
 IMAGE = SHAPES.parent / "images" / "shapes" / "describe-two.png"
 NEW_TOKENS = 8  # small: the test checks the count, not the speed
 
@@ -64,8 +63,8 @@ def test_576_image_tokens_and_exact_decode_length(loaded):
 
 
 def test_runner_sees_it_as_a_toy_hf_checkpoint(bench_ckpt):
-    from vibes_eval.loaders.detect import detect
-    from vibes_eval.run import default_suite
+    from vibes_eval.adapters.detect import detect
+    from vibes_eval.resources import default_suite
 
     assert detect(bench_ckpt).loader == "hf"
     assert default_suite(bench_ckpt).name == "shapes.yaml"  # the toy tokenizer only knows the shapes world

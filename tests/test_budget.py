@@ -15,25 +15,24 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+from helpers import FIXTURES, REPO
 from rich.console import Console
 
-from vibes_eval.budget import (
+from vibes_eval.budget.checkpoint import budget_for_checkpoint
+from vibes_eval.budget.geometry import (
     CONTEXTS,
     DEFAULT_IMAGE_SIZES,
     FAMILIES,
-    BudgetError,
-    add_budget_parser,
     best_pinpoint,
-    budget_command,
-    budget_for_checkpoint,
     parse_image_size,
     projector_params,
     visual_tokens,
 )
+from vibes_eval.cli.budget import add_budget_parser, budget_command
+from vibes_eval.errors import BudgetError
 
-REPO = Path(__file__).resolve().parents[1]
 # verbatim copies of published checkpoints' config files (metadata, no weights)
-REFERENCE = Path(__file__).resolve().parent / "fixtures" / "reference_configs"
+REFERENCE = FIXTURES / "reference_configs"
 LLAVA, LLAVA_NEXT = "LlavaForConditionalGeneration", "LlavaNextForConditionalGeneration"
 needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(), reason="tests/fixtures/reference_configs not checked out")
 # Sizes that exercise every branch: square, wide, tall, tiny, extreme strips, the OneVision downscale.
@@ -496,6 +495,6 @@ def test_cli_errors_are_one_line_and_exit_2(argv, line, capsys):
 
 
 def test_import_needs_no_torch():
-    code = "import vibes_eval.budget, sys; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    code = "import vibes_eval.budget.geometry, sys; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, env=env)

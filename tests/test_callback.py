@@ -7,15 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import SHAPES
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from vibes_eval.integrations.transformers import VibesCallback  # noqa: E402
 from vibes_eval.records import load_scorecard  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-SHAPES = REPO / "suites" / "shapes.yaml"
 
 
 class ToyData(torch.utils.data.Dataset):
@@ -112,7 +110,7 @@ def test_healthy_continue_training_every_check_passes(zoo_dir, tmp_path):
 
 
 def test_projector_fault_stops_training(zoo_dir, tmp_path):
-    from vibes_eval.cli import main
+    from vibes_eval.cli.main import main
 
     assert main(["run", str(zoo_dir / "healthy"), "--out", str(tmp_path / "base"), "--quiet"]) == 0  # the parent's scorecard
     trainer, _ = _trainer(zoo_dir, tmp_path / "run", [
@@ -141,7 +139,7 @@ def test_bad_arguments():
 
 def test_a_check_uses_the_live_model_and_no_more_memory_than_a_step(zoo_dir):
     from vibes_eval.integrations.live import evaluate_live
-    from vibes_eval.suite import load_suite
+    from vibes_eval.suite.schema import load_suite
 
     model = transformers.LlavaForConditionalGeneration.from_pretrained(zoo_dir / "healthy")
     processor = transformers.AutoProcessor.from_pretrained(zoo_dir / "healthy")

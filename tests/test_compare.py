@@ -10,34 +10,26 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import REPO, prompt_result
 from PIL import Image
 
-from vibes_eval.compare import (
-    CompareError,
-    add_compare_parser,
+from vibes_eval.cli.compare import add_compare_parser, compare_command, compare_scorecards
+from vibes_eval.errors import CompareError
+from vibes_eval.records import Scorecard, Signal, Status, Verdict
+from vibes_eval.report.compare import (
     column_labels,
-    compare_command,
-    compare_scorecards,
     fingerprint_diff,
     load_reports,
     prompt_rows,
     render_compare,
-    render_compare_html,
     signal_rows,
     verdict_rows,
     worst_exit_code,
-    write_compare_html,
 )
-from vibes_eval.records import PromptResult, Scorecard, Signal, Status, Verdict
+from vibes_eval.report.compare_html import render_compare_html, write_compare_html
 
 PASS, WARN, FAIL, ERROR = Status.PASS, Status.WARN, Status.FAIL, Status.ERROR
 XSS = "<script>alert(1)</script>"
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _prompt(pid: str, answer: str | None, status: Status, image: Path, **kw) -> PromptResult:
-    return PromptResult(id=pid, category=kw.pop("category", "vqa"), question=kw.pop("question", f"Question {pid}?"),
-                        image=f"images/{image.name}", image_path=str(image), answer=answer, status=status, **kw)
 
 
 def _fingerprint(template: str, dtype: str, tokens: int, ratio: float, weights: str) -> dict:
@@ -79,8 +71,10 @@ def image(tmp_path: Path) -> Path:
 def healthy(image) -> Scorecard:
     return _scorecard(
         "/ckpts/toy-healthy",
-        [_prompt("color", "Red.", PASS, image), _prompt("shape", "A circle.", PASS, image),
-         _prompt("count", "Three.", PASS, image), _prompt("refuse", "I can't help with that.", PASS, image, category="refusal")],
+        [prompt_result("color", answer="Red.", status=PASS, image=image), prompt_result("shape", answer="A circle.", status=PASS,
+                                                                                        image=image),
+         prompt_result("count", answer="Three.", status=PASS, image=image), prompt_result("refuse", answer="I can't help with that.",
+                                                                                          status=PASS, image=image, category="refusal")],
         _fingerprint("llava-1.5-hf", "float32", 16, 26.0, "a"),
         [Signal(probe="grounding", status=PASS, score=0.97, reason="Answers follow the image."),
          Signal(probe="loader.projector", status=PASS, score=1.0, reason="Projector weights look trained.")],
@@ -92,8 +86,10 @@ def healthy(image) -> Scorecard:
 def broken(image) -> Scorecard:
     return _scorecard(
         "/ckpts/toy-fp16",
-        [_prompt("color", " red", PASS, image), _prompt("shape", "!!!!!!!!", FAIL, image),
-         _prompt("count", "Three.", WARN, image), _prompt("extra", "Hello.", PASS, image, category="captioning")],
+        [prompt_result("color", answer=" red", status=PASS, image=image), prompt_result("shape", answer="!!!!!!!!", status=FAIL,
+                                                                                        image=image),
+         prompt_result("count", answer="Three.", status=WARN, image=image), prompt_result("extra", answer="Hello.", status=PASS,
+                                                                                          image=image, category="captioning")],
         _fingerprint("default", "float16", 15, 0.0, "b"),
         [Signal(probe="grounding", status=FAIL, score=0.03, reason="Same answer with a blank image."),
          Signal(probe="loader.projector", status=PASS, score=1.0, reason="Projector weights look trained.")],
@@ -105,8 +101,9 @@ def broken(image) -> Scorecard:
 def crashed(image) -> Scorecard:
     return _scorecard(
         "/other/toy-healthy",
-        [_prompt("color", f"{XSS} see http://evil.example/x", FAIL, image),
-         _prompt("shape", None, ERROR, image, error="RuntimeError: Image features and image tokens do not match")],
+        [prompt_result("color", answer=f"{XSS} see http://evil.example/x", status=FAIL, image=image),
+         prompt_result("shape", answer=None, status=ERROR, image=image,
+                       error="RuntimeError: Image features and image tokens do not match")],
         {"architecture": "LlavaForConditionalGeneration", "dtype": "float32"},
         [], ERROR, 3, ["image-token mismatch"],
     )
@@ -325,7 +322,7 @@ def _run_without_torch(code: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_compare_runs_without_torch(healthy, broken, tmp_path):
     a, b = _save(healthy, tmp_path / "a"), _save(broken, tmp_path / "b")
-    code = ("import argparse; from vibes_eval.compare import add_compare_parser, compare_command; "
+    code = ("import argparse; from vibes_eval.cli.compare import add_compare_parser, compare_command; "
             "p = argparse.ArgumentParser(); add_compare_parser(p.add_subparsers(dest='command')); "
             f"raise SystemExit(compare_command(p.parse_args(['compare', {str(a)!r}, {str(b)!r}])))")
     out = _run_without_torch(code, tmp_path)
@@ -334,11 +331,11 @@ def test_compare_runs_without_torch(healthy, broken, tmp_path):
 
 
 def test_cli_compare_runs_without_torch(healthy, broken, tmp_path):
-    from vibes_eval import cli
+    from vibes_eval.cli import main as cli
 
     if "compare" not in cli.COMMANDS:
-        pytest.skip("cli.py does not wire `compare` yet (add_compare_parser + COMMANDS['compare'])")
+        pytest.skip("cli/main.py does not wire `compare` yet (add_compare_parser + COMMANDS['compare'])")
     a, b = _save(healthy, tmp_path / "a"), _save(broken, tmp_path / "b")
-    out = _run_without_torch(f"from vibes_eval.cli import main; raise SystemExit(main(['compare', {str(a)!r}, {str(b)!r}]))", tmp_path)
+    out = _run_without_torch(f"from vibes_eval.cli.main import main; raise SystemExit(main(['compare', {str(a)!r}, {str(b)!r}]))", tmp_path)
     assert out.returncode == 1, out.stderr
     assert "toy-healthy" in out.stdout and "toy-fp16" in out.stdout and "≠ shape" in out.stdout

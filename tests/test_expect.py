@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from helpers import SUITES
 
 from vibes_eval.probes.expect import is_refusal, probe_expect
 from vibes_eval.records import Status
-from vibes_eval.suite import Expect, load_suite
-
-SUITES = Path(__file__).resolve().parents[1] / "suites"
+from vibes_eval.suite.schema import Expect, load_suite
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,10 @@ import re
 import pytest
 from helpers import REPO
 
-from vibes_eval import families
-from vibes_eval.budget import BudgetError, budget_for_checkpoint
-from vibes_eval.errors import UsageError
-from vibes_eval.loaders.detect import detect, load_profile, profiles
+from vibes_eval.adapters import families
+from vibes_eval.adapters.detect import detect, load_profile, profiles
+from vibes_eval.budget.checkpoint import budget_for_checkpoint
+from vibes_eval.errors import BudgetError, UsageError
 
 
 def test_bundled_profiles_inherit_from_their_family():
@@ -46,7 +46,7 @@ def test_every_served_architecture_is_detected_and_budgeted_by_its_family(tmp_pa
     for arch, name in families.HF_ARCHITECTURES.items():
         (tmp_path / "config.json").write_text(json.dumps({"architectures": [arch]}))
         assert detect(tmp_path).family == name
-    from vibes_eval import budget_checkpoint
+    from vibes_eval.budget import checkpoint as budget_checkpoint
 
     assert budget_checkpoint._HF_FAMILIES == {a: families.FAMILIES[f].budget_family for a, f in families.HF_ARCHITECTURES.items()}
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from vibes_eval.baseline import BaselineError, apply_baseline, check_suite, load_baseline
-from vibes_eval.metrics import metric_values
+from vibes_eval.errors import BaselineError
+from vibes_eval.judge.baseline import apply_baseline, check_suite, load_baseline
+from vibes_eval.judge.metrics import metric_values
 from vibes_eval.records import PromptResult, Scorecard, Signal, Status, Verdict
-from vibes_eval.render.trend import collect_entries, render_trend_html, write_trend
-from vibes_eval.summary import emit_summaries, scorecard_markdown, workflow_commands
+from vibes_eval.report.summary import emit_summaries, scorecard_markdown, workflow_commands
+from vibes_eval.report.trend import collect_entries, render_trend_html, write_trend
 
 PASS, FAIL, ERROR = Status.PASS, Status.FAIL, Status.ERROR
 SHA = "ab" * 32
@@ -238,7 +239,7 @@ def test_trend_html_has_plots_thresholds_and_links(tmp_path):
 
 def test_trend_command_without_torch(tmp_path):
     root = _run_dir(tmp_path)
-    code = ("import sys; from vibes_eval.cli import main; rc = main(['trend', sys.argv[1]]);"
+    code = ("import sys; from vibes_eval.cli.main import main; rc = main(['trend', sys.argv[1]]);"
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules; sys.exit(rc)")
     proc = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1, proc.stderr
@@ -250,7 +251,7 @@ def test_trend_command_without_torch(tmp_path):
 
 
 def test_scorecard_html_shows_the_baseline_table():
-    from vibes_eval.render.html import render_html
+    from vibes_eval.report.html import render_html
 
     html = render_html(apply_baseline(card(gain=0.03, template="<i>evil</i>"), card(gain=2.41), "base"))
     assert 'id="baseline"' in html and "<td class=\"key\">image_gain</td>" in html
@@ -282,7 +283,7 @@ def _evaluator(calls: list):
 
 
 def test_complete_folders(tmp_path):
-    from vibes_eval.watch import complete
+    from vibes_eval.cli.watch import complete
 
     hf = _fake_checkpoint(tmp_path, 1)
     stage1 = tmp_path / "checkpoint-2"
@@ -295,7 +296,7 @@ def test_complete_folders(tmp_path):
 
 
 def test_watcher_every_new_in_order_and_resumes(tmp_path):
-    from vibes_eval.watch import Watcher
+    from vibes_eval.cli.watch import Watcher
 
     root = tmp_path / "run"
     for step in (30, 10, 20):
@@ -314,7 +315,7 @@ def test_watcher_every_new_in_order_and_resumes(tmp_path):
 
 
 def test_watcher_default_judges_the_newest_waiting(tmp_path):
-    from vibes_eval.watch import Watcher
+    from vibes_eval.cli.watch import Watcher
 
     root = tmp_path / "run"
     for step in (10, 20, 30):
@@ -328,7 +329,7 @@ def test_watcher_default_judges_the_newest_waiting(tmp_path):
 
 
 def test_watch_usage_errors(tmp_path, capsys):
-    from vibes_eval.cli import main
+    from vibes_eval.cli.main import main
 
     (tmp_path / "file").write_text("x")
     assert main(["watch", str(tmp_path / "file"), "--until-idle", "0"]) == 2
@@ -359,7 +360,7 @@ def test_summaries_never_carry_a_secret(tmp_path, monkeypatch, capsys):
 
 
 def test_watcher_survives_an_evaluator_crash(tmp_path):
-    from vibes_eval.watch import Watcher
+    from vibes_eval.cli.watch import Watcher
 
     root = tmp_path / "run"
     for step in (10, 20):

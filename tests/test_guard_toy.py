@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 from browser import headless_page
+from helpers import REPO
 
-from vibes_eval.cli import _parser, main
+from vibes_eval.cli.main import _parser, main
 from vibes_eval.records import load_scorecard
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +47,21 @@ def test_image_blind_against_healthy_is_a_regression(zoo_dir, healthy_report, tm
     assert "image_gain" in out and gain.change.split()[0] in out  # the before/after table on the terminal
     assert any(c.key == "weights" for c in sc.baseline.fingerprint)  # other weights: the fingerprint says so
     assert 'id="baseline"' in (tmp_path / "r" / "scorecard.html").read_text()
+
+
+def test_evaluate_with_a_baseline_gives_the_verdict_run_gives(zoo_dir, healthy_report, tmp_path):
+    """The library and the command line decide the regression in one place: the same verdict, signal for signal."""
+    from vibes_eval import BaselineError, evaluate
+
+    assert main(["run", str(zoo_dir / "image-blind"), "--out", str(tmp_path / "r"), "--baseline", str(healthy_report),
+                 "--quiet"]) == 1
+    by_cli = load_scorecard(tmp_path / "r")
+    by_api = evaluate(zoo_dir / "image-blind", baseline=healthy_report)
+    assert by_api.verdict == by_cli.verdict and "regression" in by_api.verdict.diagnoses
+    assert by_api.baseline.model_dump() == by_cli.baseline.model_dump()
+    assert evaluate(zoo_dir / "image-blind").verdict != by_api.verdict  # the baseline is what adds the regression
+    with pytest.raises(BaselineError, match="--baseline: .*not found"):  # exit 2 before anything loads
+        evaluate(zoo_dir / "image-blind", baseline=tmp_path / "nowhere")
 
 
 def test_baseline_from_another_suite_is_exit_2(zoo_dir, healthy_report, tmp_path, capsys):

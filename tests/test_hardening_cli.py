@@ -11,14 +11,12 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
+from helpers import SHAPES
+from httpstub import NO_PROMPT_LOGPROBS, is_capability_probe
 
-from vibes_eval.cli import main
-
-ROOT = Path(__file__).resolve().parents[1]
-SHAPES = ROOT / "suites" / "shapes.yaml"
+from vibes_eval.cli.main import main
 
 
 def one_line(capsys) -> str:
@@ -88,6 +86,13 @@ def test_ctrl_c_ends_a_remote_run_with_130_and_leaves_no_half_file(tmp_path):
             self.wfile.write(data)
 
         def do_POST(self):  # noqa: N802
+            if is_capability_probe(self.rfile.read(int(self.headers["Content-Length"]))):  # answered at once: no extension
+                data = json.dumps(NO_PROMPT_LOGPROBS).encode()
+                self.send_response(400)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
             posts.append(1)
             release.wait(30)  # bounded: hangs far longer than the test waits
 

@@ -14,14 +14,14 @@ import zlib
 from pathlib import Path
 
 import pytest
+from helpers import REPO, SHAPES
 
-from vibes_eval.cli import main
-from vibes_eval.loaders.detect import CheckpointError, read_config
-from vibes_eval.suite import SuiteError, load_suite
-from vibes_eval.template_guard import TemplateTooCostly, check_template
+from vibes_eval.adapters.sanity import read_config
+from vibes_eval.adapters.template_sandbox import TemplateTooCostly, check_template
+from vibes_eval.cli.main import main
+from vibes_eval.errors import CheckpointError, SuiteError
+from vibes_eval.suite.schema import load_suite
 
-ROOT = Path(__file__).resolve().parents[1]
-SHAPES = ROOT / "suites" / "shapes.yaml"
 TOY_CONFIG = {
     "architectures": ["LlavaForConditionalGeneration"], "model_type": "llava",
     "text_config": {"model_type": "llama", "hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 4,
@@ -32,7 +32,7 @@ TOY_CONFIG = {
 
 
 def suite_file(tmp_path: Path, body: str, image: bytes | None = None) -> Path:
-    (tmp_path / "img.png").write_bytes(image if image is not None else (ROOT / "suites/images/shapes/describe-two.png").read_bytes())
+    (tmp_path / "img.png").write_bytes(image if image is not None else (REPO / "suites/images/shapes/describe-two.png").read_bytes())
     path = tmp_path / "suite.yaml"
     path.write_text(body)
     return path
@@ -135,8 +135,8 @@ def test_absurd_config_sizes_are_refused_before_loading(tmp_path, capsys, edit, 
 
 
 def test_plausible_configs_pass():
-    for cfg in [TOY_CONFIG] + [json.loads(p.read_text()) for p in (ROOT / "tests" / "fixtures").rglob("config.json")]:
-        from vibes_eval.loaders.sanity import check_sizes
+    for cfg in [TOY_CONFIG] + [json.loads(p.read_text()) for p in (REPO / "tests" / "fixtures").rglob("config.json")]:
+        from vibes_eval.adapters.sanity import check_sizes
 
         check_sizes(cfg)
 
@@ -168,10 +168,10 @@ def test_an_ordinary_chat_template_passes_and_errors_are_left_to_transformers():
 def test_llava_15s_own_template_is_rendered_by_the_guard_as_transformers_renders_it():
     import json
 
-    from vibes_eval.template_guard import check_processor_template
+    from vibes_eval.adapters.template_sandbox import check_processor_template
 
     transformers = pytest.importorskip("transformers")
-    real = ROOT / "tests/fixtures/reference_configs/llava-1.5-7b-hf"
+    real = REPO / "tests/fixtures/reference_configs/llava-1.5-7b-hf"
     source = json.loads((real / "chat_template.json").read_text())["chat_template"]
     assert "{% generation %}" in source  # the tag the guard's environment must know
     tok = transformers.AutoTokenizer.from_pretrained(real)

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from vibes_eval import atomic
-from vibes_eval.compare import load_reports, write_compare_html
 from vibes_eval.records import PromptResult, Scorecard, Signal, Status, Verdict
-from vibes_eval.render.reports import write_reports
+from vibes_eval.report import atomic
+from vibes_eval.report.compare import load_reports
+from vibes_eval.report.compare_html import write_compare_html
+from vibes_eval.report.files import write_reports
 from vibes_eval.safety import bidi_isolate, redact, register_secret, strip_control
 
 SECRET = "sk-live-HARDENING-7f3a9c"
@@ -135,7 +136,7 @@ EVIL = "\x1b]0;pwned\x07\x1b[2J\x1b[1;32mALL PASS\x1b[0m\x9b31m\x00done"
 def test_terminal_output_carries_no_escape_from_an_answer(tmp_path):
     from rich.console import Console
 
-    from vibes_eval.render.terminal import render_scorecard
+    from vibes_eval.report.terminal import render_scorecard
 
     for force in (False, True):
         buf = io.StringIO()
@@ -203,7 +204,7 @@ def test_compare_embeds_only_images_in_the_report_or_suite_folder(tmp_path):
 def test_a_suite_folder_is_trusted_only_with_its_recorded_hash(tmp_path):
     import hashlib
 
-    from vibes_eval.render.thumbs import allowed_roots
+    from vibes_eval.report.thumbs import allowed_roots
 
     suite = tmp_path / "s" / "suite.yaml"
     suite.parent.mkdir()
@@ -215,7 +216,7 @@ def test_a_suite_folder_is_trusted_only_with_its_recorded_hash(tmp_path):
 
 
 def test_same_named_checkpoints_get_their_own_report_folders():
-    from vibes_eval.run import _report_names
+    from vibes_eval.cli.run import _report_names
 
     assert _report_names([Path("/a/ckpt"), Path("/b/ckpt"), Path("/c/CKPT"), Path("/d/other")]) == ["ckpt", "ckpt-2", "CKPT-3", "other"]
 
@@ -255,7 +256,8 @@ def test_sigterm_during_a_write_keeps_the_old_file_and_leaves_no_temporary(tmp_p
     html.write_text("the old page")
     script = (
         "import sys, time\n"
-        "from vibes_eval import atomic, cli\n"
+        "from vibes_eval.cli import main as cli\n"
+        "from vibes_eval.report import atomic\n"
         "def slow(fd, data):\n"
         "    print('writing', flush=True); time.sleep(0.05); return atomic.os.write(fd, bytes(data[:64]))\n"
         "atomic._os_write = slow\n"
@@ -275,7 +277,8 @@ def test_sigterm_during_a_write_keeps_the_old_file_and_leaves_no_temporary(tmp_p
 def test_compare_refuses_an_oversized_scorecard_in_one_line(tmp_path, capsys):
     import argparse
 
-    from vibes_eval.compare import MAX_SCORECARD_BYTES, compare_command
+    from vibes_eval.cli.compare import compare_command
+    from vibes_eval.report.compare import MAX_SCORECARD_BYTES
 
     big = tmp_path / "r" / "scorecard.json"
     big.parent.mkdir()

@@ -8,13 +8,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import FIXTURES, SHAPES
 
-from vibes_eval.loaders.detect import PROFILE_DIR, CheckpointError, detect, load_profile
+from vibes_eval.adapters.detect import PROFILE_DIR, detect, load_profile
+from vibes_eval.errors import CheckpointError
 from vibes_eval.records import Request
-from vibes_eval.suite import load_suite
+from vibes_eval.suite.schema import load_suite
 
-SHAPES = Path(__file__).resolve().parents[1] / "suites" / "shapes.yaml"
-REFERENCE = Path(__file__).resolve().parent / "fixtures" / "reference_configs"  # real config.json files
+REFERENCE = FIXTURES / "reference_configs"  # real config.json files
 TOY_TEMPLATE = "llava-1.5-hf"  # the toy was trained on `USER: <image>\nQ ASSISTANT:`
 PROJECTOR = ["model.mm_projector.0.bias", "model.mm_projector.0.weight", "model.mm_projector.2.bias", "model.mm_projector.2.weight"]
 
@@ -44,7 +45,7 @@ def requests():
 @pytest.fixture(scope="module")
 def reference(zoo_dir, requests):
     """The transformers-native healthy toy and its greedy answers."""
-    from vibes_eval.loaders.hf import HFAdapter
+    from vibes_eval.adapters.hf.model import HFAdapter
 
     ckpt = zoo_dir / "healthy"
     adapter = HFAdapter(ckpt, detect(ckpt))
@@ -52,7 +53,7 @@ def reference(zoo_dir, requests):
 
 
 def load(ckpt, profile, **kw):
-    from vibes_eval.loaders.llava_repo import LlavaRepoAdapter
+    from vibes_eval.adapters.llava_repo.model import LlavaRepoAdapter
 
     return LlavaRepoAdapter(ckpt, profile, **{"template": TOY_TEMPLATE, **kw})
 
@@ -89,7 +90,7 @@ def test_layouts_look_like_the_original_repos(layouts):
 
 
 def test_toy_build_marks_the_layouts_and_detect_finds_them(zoo_dir, tmp_path):
-    from vibes_eval.toy.factory import TOY_MARKER
+    from vibes_eval.resources import TOY_MARKER
     from vibes_eval.toy.llava_repo_format import build_llava_repo
 
     info = build_llava_repo(tmp_path, ["healthy"], log=lambda message: None)
@@ -103,7 +104,7 @@ def test_toy_build_marks_the_layouts_and_detect_finds_them(zoo_dir, tmp_path):
 @pytest.mark.skipif(not REFERENCE.is_dir(), reason="tests/fixtures/reference_configs missing")
 @pytest.mark.parametrize("name, aspect", [("liuhaotian_llava-v1.5-7b", "pad"), ("liuhaotian_llava-v1.6-vicuna-7b_TRANSCRIBED", "anyres")])
 def test_real_configs_convert(profile, name, aspect):
-    from vibes_eval.loaders.llava_repo import LlavaRepoAdapter
+    from vibes_eval.adapters.llava_repo.model import LlavaRepoAdapter
 
     path = REFERENCE / name / "config.json"
     cfg = json.loads(path.read_text())
@@ -132,11 +133,11 @@ def test_each_layout_answers_like_the_hf_checkpoint(layouts, profile, requests, 
 
 
 def test_full_layout_scorecard_matches_the_hf_one(zoo_dir, layouts, profile, reference):
-    from vibes_eval.runner import run_suite
+    from vibes_eval.api import evaluate
 
     suite = load_suite(SHAPES)
-    native = run_suite(suite, reference[0], checkpoint=str(zoo_dir / "healthy"))
-    repo = run_suite(suite, load(layouts["full"], profile), checkpoint=str(layouts["full"]))
+    native = evaluate(reference[0], suite, label=str(zoo_dir / "healthy"))
+    repo = evaluate(load(layouts["full"], profile), suite, label=str(layouts["full"]))
     assert native.verdict.exit_code == 0 and native.verdict.diagnoses == []
     assert (repo.verdict.status, repo.verdict.exit_code, repo.verdict.diagnoses) == (native.verdict.status, 0, [])
     assert [p.answer for p in repo.prompts] == [p.answer for p in native.prompts]
@@ -287,7 +288,7 @@ def test_mm_vision_tower_resolves_against_the_working_directory(layouts, profile
 def test_misnamed_projector_is_reported_missing(layouts, profile, tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from vibes_eval.probes.loader import probe_projector_missing
+    from vibes_eval.probes.projector import probe_projector_missing
     from vibes_eval.records import Status
 
     full = copy_full(layouts, tmp_path)
@@ -347,7 +348,7 @@ def test_unsupported_configs_say_which_field(layouts, profile, tmp_path, changes
 def test_pad_centres_the_image_on_the_mean_colour():
     from PIL import Image
 
-    from vibes_eval.loaders.llava_repo import expand2square
+    from vibes_eval.adapters.llava_repo.model import expand2square
 
     out = expand2square(Image.new("RGB", (40, 20), (255, 0, 0)), (122, 116, 104))
     assert out.size == (40, 40)

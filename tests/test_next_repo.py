@@ -10,9 +10,9 @@ import json
 import pytest
 import realckpt
 
-from vibes_eval.budget import budget_for_checkpoint
-from vibes_eval.cli import main
-from vibes_eval.loaders.detect import detect
+from vibes_eval.adapters.detect import detect
+from vibes_eval.budget.checkpoint import budget_for_checkpoint
+from vibes_eval.cli.main import main
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def adapter(folder):
-    from vibes_eval.loaders.llava_repo import LlavaRepoAdapter
+    from vibes_eval.adapters.llava_repo.model import LlavaRepoAdapter
 
     ckpt, tower, _ = folder
     return LlavaRepoAdapter(ckpt, detect(ckpt), vision_tower=tower)
@@ -95,7 +95,7 @@ def toy(zoo_dir, tmp_path_factory):
 
 
 def test_toy_build_writes_the_next_repo_layout(toy):
-    from vibes_eval.toy.factory import TOY_MARKER
+    from vibes_eval.resources import TOY_MARKER
 
     for layout, aspect in (("pad", "pad"), ("anyres_max", "anyres_max_9")):
         cfg = json.loads((toy / layout / "config.json").read_text())
@@ -107,10 +107,10 @@ def test_toy_build_writes_the_next_repo_layout(toy):
 
 
 def test_toy_pad_layout_answers_like_the_hf_toy(toy, zoo_dir):
-    from vibes_eval.loaders.hf import HFAdapter
-    from vibes_eval.loaders.llava_repo import LlavaRepoAdapter
+    from vibes_eval.adapters.hf.model import HFAdapter
+    from vibes_eval.adapters.llava_repo.model import LlavaRepoAdapter
     from vibes_eval.records import Request
-    from vibes_eval.suite import load_suite
+    from vibes_eval.suite.schema import load_suite
 
     suite = load_suite(realckpt.REF.parents[2] / "suites" / "shapes.yaml")
     reqs = [Request(prompt_id=p.id, image=p.path, question=p.question, max_new_tokens=suite.max_new_tokens(p)) for p in suite.prompts[:5]]
@@ -134,7 +134,7 @@ def test_interleave_setting_pad_is_plain_llava_with_729_tokens(folder, tmp_path)
     """lmms-lab's NeXT-Interleave: the same LlavaQwen + SigLIP folder with image_aspect_ratio pad."""
     import shutil
 
-    from vibes_eval.loaders.llava_repo import LlavaRepoAdapter
+    from vibes_eval.adapters.llava_repo.model import LlavaRepoAdapter
 
     ckpt, tower, suite = folder
     copy = shutil.copytree(ckpt, tmp_path / "interleave")

@@ -18,22 +18,21 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from httpstub import running, until_done
+from helpers import REPO, SHAPES, LocalDouble
+from httpstub import NO_PROMPT_LOGPROBS, is_capability_probe, running, until_done
 
-from vibes_eval.loaders.detect import CheckpointError
-from vibes_eval.loaders.openai import OpenAIAdapter, api_root
+from vibes_eval.adapters.openai.model import OpenAIAdapter, api_root
+from vibes_eval.errors import CheckpointError
 from vibes_eval.records import Request, Response, Status
-from vibes_eval.serve import add_serve_parser, serve, serve_command
+from vibes_eval.serve.server import add_serve_parser, serve, serve_command
 
-ROOT = Path(__file__).resolve().parents[1]
-SHAPES = ROOT / "suites" / "shapes.yaml"
-IMAGE = ROOT / "suites" / "images" / "shapes" / "describe-two.png"
+IMAGE = REPO / "suites" / "images" / "shapes" / "describe-two.png"
 LIKELIHOOD_PROBES = ("image_gain", "cross_match", "likelihood", "template_fit")
 
 
 @contextmanager
 def served(adapter, **kwargs):
-    """`adapter` behind `vibes_eval.serve` on 127.0.0.1:<free port>; yields the base URL."""
+    """`adapter` behind `vibes_eval.serve.server` on 127.0.0.1:<free port>; yields the base URL."""
     with until_done(*serve(adapter, "127.0.0.1", 0, **kwargs)) as url:
         yield url
 
@@ -70,7 +69,8 @@ def stub(script: list[tuple[int, dict]], delay: float = 0.0):
             self._send(200, {"object": "list", "data": [{"id": "m", "object": "model"}]})
 
         def do_POST(self):  # noqa: N802
-            self.rfile.read(int(self.headers["Content-Length"]))
+            if is_capability_probe(self.rfile.read(int(self.headers["Content-Length"]))):
+                return self._send(400, NO_PROMPT_LOGPROBS)  # no prompt log-probabilities: not a scripted answer
             with lock:
                 hits.append(time.monotonic())
                 n = len(hits)
@@ -99,12 +99,11 @@ def ask(question: str = "Describe the image.", variant: str = "real", max_new_to
     return Request(prompt_id="p1", variant=variant, image=IMAGE, question=question, max_new_tokens=max_new_tokens)
 
 
-class EchoAdapter:
+class EchoAdapter(LocalDouble):
     """A fake local model: says what image file it was given, so the server's plumbing can be checked."""
 
-    ckpt = Path("/models/echo")
-
     def __init__(self):
+        super().__init__()
         self.seen: list[Request] = []
 
     def generate(self, requests):
@@ -175,11 +174,11 @@ def test_fingerprint_names_the_server_and_the_model():
 
 
 def test_a_served_toy_names_its_suite_and_nothing_else_does(tmp_path):
-    from vibes_eval.loaders.openai import suggested_suite
+    from vibes_eval.adapters.openai.model import suggested_suite
     from vibes_eval.resources import TOY_MARKER
 
     toy = EchoAdapter()
-    toy.ckpt = tmp_path
+    toy.checkpoint = tmp_path
     (tmp_path / TOY_MARKER).write_text("{}")
     with served(toy, model_name="echo") as url:
         assert suggested_suite(url, "echo") == "shapes"
@@ -193,6 +192,7 @@ def test_scoring_is_not_offered():
     with served(EchoAdapter()) as url:  # no transformers model behind it: serve refuses prompt_logprobs
         adapter = OpenAIAdapter(url, "echo")
         assert adapter.supports_scoring is False and adapter.template_name is None
+        assert adapter.supports_templates is False  # known once open: the template sweep rides on scoring
     with pytest.raises(NotImplementedError):
         adapter.score([ask()], ["a red circle"])
 
@@ -351,8 +351,8 @@ def test_serve_command_fails_in_one_line(argv, code, words, tmp_path, capsys):
 
 
 def _hf(ckpt: Path):
-    from vibes_eval.loaders.detect import detect
-    from vibes_eval.loaders.hf import HFAdapter
+    from vibes_eval.adapters.detect import detect
+    from vibes_eval.adapters.hf.model import HFAdapter
 
     return HFAdapter(ckpt, detect(ckpt))
 
@@ -372,13 +372,13 @@ class Recording(OpenAIAdapter):
 
 def _run_served(ckpt: Path, prompt_logprobs: bool = True):
     """(scorecard over HTTP, [(answer over HTTP, in-process answer to the same Request)])."""
-    from vibes_eval.runner import run_suite
-    from vibes_eval.suite import load_suite
+    from vibes_eval.api import evaluate
+    from vibes_eval.suite.schema import load_suite
 
     hf = _hf(ckpt)
     with served(hf, prompt_logprobs=prompt_logprobs) as url:
         client = Recording(url, ckpt.name)
-        sc = run_suite(load_suite(SHAPES), client, checkpoint=url)
+        sc = evaluate(client, load_suite(SHAPES), label=url)
     direct = hf.generate([req for req, _ in client.log])
     return sc, [(resp, d) for (_, resp), d in zip(client.log, direct)]
 
@@ -400,8 +400,8 @@ def test_served_answers_equal_the_in_process_ones(healthy_run):
 
 
 def test_healthy_passes_with_the_likelihood_probes_over_http(healthy_run, zoo_dir):
-    from vibes_eval.runner import run_suite
-    from vibes_eval.suite import load_suite
+    from vibes_eval.api import evaluate
+    from vibes_eval.suite.schema import load_suite
 
     sc, _ = healthy_run
     sig = {s.probe: s for s in sc.signals}
@@ -412,7 +412,7 @@ def test_healthy_passes_with_the_likelihood_probes_over_http(healthy_run, zoo_di
     assert sc.verdict.exit_code == 0 and sc.verdict.diagnoses == [], sc.verdict.summary
     assert sc.fingerprint["loader"] == "openai" and sc.fingerprint["server"]["id"] == "healthy"
     assert sc.fingerprint["prompt_logprobs"].startswith("offered")
-    local = {s.probe: s for s in run_suite(load_suite(SHAPES), _hf(zoo_dir / "healthy"), checkpoint="local").signals}
+    local = {s.probe: s for s in evaluate(_hf(zoo_dir / "healthy"), load_suite(SHAPES), label="local").signals}
     for name in ("image_gain", "cross_match", "likelihood"):  # the same numbers as in-process
         assert sig[name].score == pytest.approx(local[name].score, abs=1e-3), name
     gain = "gain_nats_per_token"
@@ -458,22 +458,22 @@ def test_unknown_model_is_an_error_response_naming_the_status(zoo_dir):
     assert out[0].error == f"HTTP 404 from {url}/v1/chat/completions: model 'x' not found; this server serves 'healthy'"
 
 
-# --- `vibes-eval run --adapter openai` (once cli.py and run.py are wired) ---------------------------
+# --- `vibes-eval run --adapter openai` (once cli/main.py and cli/run.py are wired) ---------------------------
 
 
 def _cli_wired() -> bool:
-    from vibes_eval.cli import _parser
+    from vibes_eval.cli.main import _parser
 
     sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
     return "serve" in sub.choices and "--base-url" in sub.choices["run"]._option_string_actions
 
 
-wired = pytest.mark.skipif(not _cli_wired(), reason="cli.py has no `serve` command or `run --base-url` yet")
+wired = pytest.mark.skipif(not _cli_wired(), reason="cli/main.py has no `serve` command or `run --base-url` yet")
 
 
 @wired
 def test_cli_run_against_a_served_toy(zoo_dir, tmp_path, capsys):
-    from vibes_eval.cli import main
+    from vibes_eval.cli.main import main
 
     hf = _hf(zoo_dir / "healthy")
     with served(hf) as url:  # no --suite: the server says its model is a toy, so the shapes suite, as in-process
@@ -496,7 +496,7 @@ def test_cli_run_against_a_served_toy(zoo_dir, tmp_path, capsys):
      (["--base-url", "http://127.0.0.1:{port}", "--model", "m", "--suite", str(SHAPES)], 3, "cannot connect to http://127.0.0.1:{port}/v1/models")],
 )
 def test_cli_run_remote_errors(argv, code, words, tmp_path, capsys):
-    from vibes_eval.cli import main
+    from vibes_eval.cli.main import main
 
     port = free_port()  # nothing listens there
     fill = {"port": port, "ckpt": str(tmp_path)}

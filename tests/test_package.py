@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
+
+from helpers import SHAPES
 
 import vibes_eval
-
-SHAPES = str(Path(__file__).resolve().parents[1] / "suites" / "shapes.yaml")
 
 
 def test_all_is_sorted_and_real():
@@ -25,13 +24,13 @@ def _modules_after(code: str) -> set[str]:
 
 
 def test_help_imports_no_torch():
-    mods = _modules_after("from vibes_eval.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass")
-    assert "vibes_eval.cli" in mods
+    mods = _modules_after("from vibes_eval.cli.main import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass")
+    assert "vibes_eval.cli.main" in mods
     assert "torch" not in mods and "transformers" not in mods
 
 
 def test_validate_imports_no_torch():
-    mods = _modules_after(f"from vibes_eval.cli import main; main(['validate', {SHAPES!r}])")
+    mods = _modules_after(f"from vibes_eval.cli.main import main; main(['validate', {str(SHAPES)!r}])")
     assert "torch" not in mods and "transformers" not in mods
 
 

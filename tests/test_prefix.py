@@ -1,22 +1,21 @@
-"""The shared-prefix path (loaders/prefix.py) gives what the plain processor path gives, doing less work."""
+"""The shared-prefix path (adapters/hf/prefix.py) gives what the plain processor path gives, doing less work."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from helpers import SHAPES
 
+from vibes_eval.adapters.templates import TEMPLATES, answer_cue, splice_template
 from vibes_eval.records import Request
-from vibes_eval.suite import load_suite
-from vibes_eval.templates import TEMPLATES, answer_cue, splice_template
+from vibes_eval.suite.schema import load_suite
 
-SUITE = Path(__file__).resolve().parents[1] / "suites" / "shapes.yaml"
+SUITE = SHAPES
 
 
 @pytest.fixture(scope="module")
 def adapters(zoo_dir):
-    from vibes_eval.loaders.detect import detect
-    from vibes_eval.loaders.hf import HFAdapter
+    from vibes_eval.adapters.detect import detect
+    from vibes_eval.adapters.hf.model import HFAdapter
 
     ckpt = zoo_dir / "healthy"
     return HFAdapter(ckpt, detect(ckpt)), HFAdapter(ckpt, detect(ckpt), prefix_cache=False)
@@ -62,8 +61,8 @@ def test_same_likelihoods_with_and_without_shared_prefixes(adapters):
 
 
 def test_each_image_is_encoded_and_prefilled_once(zoo_dir):
-    from vibes_eval.loaders.detect import detect
-    from vibes_eval.loaders.hf import HFAdapter
+    from vibes_eval.adapters.detect import detect
+    from vibes_eval.adapters.hf.model import HFAdapter
 
     ckpt = zoo_dir / "healthy"
     ad = HFAdapter(ckpt, detect(ckpt))
@@ -77,8 +76,8 @@ def test_each_image_is_encoded_and_prefilled_once(zoo_dir):
 
 
 def test_kv_budget_evicts_and_recomputes_the_same_numbers(zoo_dir):
-    from vibes_eval.loaders.detect import detect
-    from vibes_eval.loaders.hf import HFAdapter
+    from vibes_eval.adapters.detect import detect
+    from vibes_eval.adapters.hf.model import HFAdapter
 
     ckpt = zoo_dir / "healthy"
     ad = HFAdapter(ckpt, detect(ckpt))

@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from vibes_eval.probes import grounding, loader
+from vibes_eval.probes import grounding
+from vibes_eval.probes import projector as loader
 from vibes_eval.records import Status
 
 

@@ -3,13 +3,12 @@ import sys
 
 import pytest
 
+from vibes_eval.judge.registry import PROBES, Probe, run_answer_probes
 from vibes_eval.probes.text import (
-    TEXT_PROBES,
     empty,
     loops,
     nonwords,
     prompt_echo,
-    run_text_probes,
     runaway,
     template_leak,
 )
@@ -80,7 +79,7 @@ def test_a_crash_without_a_message_still_has_a_reason():
 @pytest.mark.parametrize("probe", ["loops", "runaway", "nonwords", "template_leak", "prompt_echo"])
 def test_other_probes_skip_a_crash(probe):
     crashed = answer("partial te", finish="error", error="RuntimeError: boom")
-    signal = TEXT_PROBES[probe](crashed, "Describe the image.", 64)
+    signal = PROBES[probe].run(crashed, "Describe the image.", 64)
     assert signal.status is SKIP
     assert "empty" in signal.reason
 
@@ -335,33 +334,36 @@ def test_prompt_echo(question, text, status):
 # --- the registry ------------------------------------------------------------------------------
 
 
+ANSWER_PROBES = ["empty", "loops", "runaway", "nonwords", "template_leak", "prompt_echo"]
+
+
 def test_registry_order_and_names():
-    assert list(TEXT_PROBES) == ["empty", "loops", "runaway", "nonwords", "template_leak", "prompt_echo"]
-    for name, probe in TEXT_PROBES.items():
-        assert probe.__name__ == name
+    assert [p.name for p in PROBES.values() if p.scope == "answer"] == ANSWER_PROBES
+    for name in ANSWER_PROBES:
+        assert PROBES[name].run.__name__ == name
 
 
 def test_a_polite_refusal_passes_every_probe():
-    signals = run_text_probes(answer(REFUSAL, new_tokens=18), "Who is the person in this photo?", 64)
-    assert [s.probe for s in signals] == list(TEXT_PROBES)
+    signals = run_answer_probes(answer(REFUSAL, new_tokens=18), "Who is the person in this photo?", 64)
+    assert [s.probe for s in signals] == ANSWER_PROBES
     assert all(s.status is PASS for s in signals), [(s.probe, s.reason) for s in signals]
     assert all(s.score is not None and s.score >= 0.8 for s in signals)
 
 
 def test_a_healthy_description_passes_every_probe():
-    signals = run_text_probes(answer(LLAVA_DESCRIPTION, new_tokens=140), "Describe the image in detail.", 512)
+    signals = run_answer_probes(answer(LLAVA_DESCRIPTION, new_tokens=140), "Describe the image in detail.", 512)
     assert all(s.status is PASS for s in signals), [(s.probe, s.reason) for s in signals]
 
 
 def test_a_broken_answer_fails_several_probes():
     text = "USER: What color is the circle? ASSISTANT: " + "!" * 40
-    signals = run_text_probes(answer(text, finish="length", new_tokens=64), "What color is the circle?", 64)
+    signals = run_answer_probes(answer(text, finish="length", new_tokens=64), "What color is the circle?", 64)
     failed = {s.probe for s in signals if s.status is FAIL}
     assert failed >= {"loops", "runaway", "template_leak"}
 
 
 def test_a_crash_gives_one_error_and_skips():
-    signals = run_text_probes(answer("", finish="error", error="boom"), "Q?", 64)
+    signals = run_answer_probes(answer("", finish="error", error="boom"), "Q?", 64)
     assert [s.status for s in signals] == [ERROR, SKIP, SKIP, SKIP, SKIP, SKIP]
 
 
@@ -369,8 +371,9 @@ def test_a_crashing_probe_becomes_an_error_signal(monkeypatch):
     def broken(response, question, max_new_tokens):
         raise ValueError("bad probe")
 
-    monkeypatch.setattr("vibes_eval.probes.text.TEXT_PROBES", {"broken": broken, "empty": empty})
-    signals = run_text_probes(answer("red"), "Q?", 64)
+    monkeypatch.setattr("vibes_eval.judge.registry.PROBES", {"broken": Probe("broken", "answer", (), broken),
+                                                              "empty": Probe("empty", "answer", (), empty)})
+    signals = run_answer_probes(answer("red"), "Q?", 64)
     assert signals[0].status is ERROR
     assert "ValueError: bad probe" in signals[0].reason
     assert signals[1].status is PASS

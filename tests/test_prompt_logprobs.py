@@ -13,11 +13,12 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 from httpstub import running
 from test_openai import EchoAdapter, served  # EchoAdapter: a model without a processor, so serve refuses prompt_logprobs
 
-from vibes_eval.loaders.openai import OpenAIAdapter
-from vibes_eval.loaders.prompt_logprobs import (
+from vibes_eval.adapters.openai.model import OpenAIAdapter
+from vibes_eval.adapters.openai.prompt_logprobs import (
     ProtocolError,
     mean_answer_logprob,
     parse_prompt_logprobs,
@@ -26,8 +27,7 @@ from vibes_eval.loaders.prompt_logprobs import (
 )
 from vibes_eval.records import Request
 
-ROOT = Path(__file__).resolve().parents[1]
-IMAGES = ROOT / "suites" / "images" / "shapes"
+IMAGES = REPO / "suites" / "images" / "shapes"
 IMAGE = IMAGES / "describe-two.png"
 
 
@@ -139,8 +139,8 @@ def test_client_scores_the_answer_tokens_and_counts_them_once_per_reference():
 def test_known_template_renders_as_the_in_process_scorer_scores():
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    from vibes_eval.loaders.prompt_logprobs import template_jinja
-    from vibes_eval.templates import render_template
+    from vibes_eval.adapters.openai.prompt_logprobs import template_jinja
+    from vibes_eval.adapters.templates import render_template
 
     msgs = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}, {"type": "text", "text": "Q?"}]}]
     env = ImmutableSandboxedEnvironment()
@@ -163,8 +163,8 @@ def test_serve_refuses_costly_or_broken_chat_templates(bench_adapter, template, 
 
     from PIL import Image
 
-    from vibes_eval.loaders.openai import _encode_png
-    from vibes_eval.loaders.prompt_logprobs import scoring_payload
+    from vibes_eval.adapters.openai.model import _encode_png
+    from vibes_eval.adapters.openai.prompt_logprobs import scoring_payload
 
     body = scoring_payload("bench", _encode_png(Image.new("RGB", (8, 8))), "Q?", None)
     body["chat_template"] = template
@@ -195,8 +195,8 @@ def test_a_server_without_the_extension_leaves_scoring_off():
 
 @pytest.fixture(scope="module")
 def bench_adapter(tmp_path_factory):
-    from vibes_eval.loaders.detect import detect
-    from vibes_eval.loaders.hf import HFAdapter
+    from vibes_eval.adapters.detect import detect
+    from vibes_eval.adapters.hf.model import HFAdapter
     from vibes_eval.toy.bench import build_bench
 
     ckpt = build_bench(tmp_path_factory.mktemp("bench") / "bench", new_tokens=4)

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from helpers import REPO
 
 pytest_plugins = ("pytester",)
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_entry_point_is_declared():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     data = tomllib.loads((REPO / "pyproject.toml").read_text())
-    assert data["project"]["entry-points"]["pytest11"] == {"vibes_eval.pytest_plugin": "vibes_eval.pytest_plugin"}
+    assert data["project"]["entry-points"]["pytest11"] == {"vibes_eval.integrations.pytest_plugin": "vibes_eval.integrations.pytest_plugin"}
 
 
 def test_the_fixture_in_a_user_test_file(pytester, zoo_dir):
@@ -30,14 +28,14 @@ def test_the_fixture_in_a_user_test_file(pytester, zoo_dir):
 
         def test_bad_option(vibes):
             import pytest
-            from vibes_eval.pytest_plugin import VibesUsageError
+            from vibes_eval.integrations.pytest_plugin import VibesUsageError
             with pytest.raises(VibesUsageError, match="unknown option 'suit'"):
                 vibes.run("x", suit="a.yaml")
     """)
-    result = pytester.runpytest_inprocess("-p", "vibes_eval.pytest_plugin", "-q", "-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess("-p", "vibes_eval.integrations.pytest_plugin", "-q", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, failed=1)
     text = result.stdout.str()
     # the failure message is the verdict's summary lines, not a traceback into vibes-eval
     assert "AssertionError: vibes-eval FAIL:" in text and "(projector_disconnected" in text
     assert "Projector" in text or "projector" in text.split("AssertionError", 1)[1]
-    assert "pytest_plugin.py" not in text.split("test_broken", 1)[1].split("short test summary", 1)[0]
+    assert "integrations/pytest_plugin.py" not in text.split("test_broken", 1)[1].split("short test summary", 1)[0]

@@ -11,8 +11,8 @@ import shutil
 import pytest
 import realckpt
 
-from vibes_eval.cli import main
-from vibes_eval.loaders.detect import detect
+from vibes_eval.adapters.detect import detect
+from vibes_eval.cli.main import main
 from vibes_eval.records import Status
 
 VISUAL = {"llava": 576, "llava_interleave": 729}  # one view: CLIP 336/14 without CLS, SigLIP 384/14
@@ -57,7 +57,7 @@ def test_random_weights_are_flagged_and_every_probe_ran(runs, family):
 
 @pytest.mark.parametrize("family", realckpt.FAMILIES)
 def test_prompt_and_visual_tokens_are_the_processors(built, family):
-    from vibes_eval.loaders.hf import HFAdapter, load_image
+    from vibes_eval.adapters.hf.model import HFAdapter, load_image
 
     folders, suite = built
     ckpt = folders[family]
@@ -73,7 +73,7 @@ def test_prompt_and_visual_tokens_are_the_processors(built, family):
 
 
 def test_llava_renders_the_real_chat_template(built):
-    from vibes_eval.loaders.hf import HFAdapter
+    from vibes_eval.adapters.hf.model import HFAdapter
 
     ckpt = built[0]["llava"]
     assert HFAdapter(ckpt, detect(ckpt)).render_prompt("Q?") == "USER: <image>\nQ? ASSISTANT:"
@@ -83,7 +83,7 @@ def test_onevision_loads_without_torchvision(built):
     """Its video processor needs torchvision, which no release offers beside the CPU torch 2.13.0."""
     import transformers
 
-    from vibes_eval.loaders.hf import HFAdapter
+    from vibes_eval.adapters.hf.model import HFAdapter
 
     ckpt = built[0]["llava_onevision"]
     adapter = HFAdapter(ckpt, detect(ckpt))
@@ -113,8 +113,8 @@ def test_old_processor_save_is_repaired_and_said(built, tmp_path, capsys, family
 
 
 def test_old_processor_without_a_derivable_patch_size_names_the_field(built, tmp_path):
-    from vibes_eval.loaders.detect import CheckpointError
-    from vibes_eval.loaders.processor import _repair
+    from vibes_eval.adapters.hf.processor import _repair
+    from vibes_eval.errors import CheckpointError
 
     class Old:  # what an old save leaves: a processor with no patch_size
         patch_size = None
@@ -140,7 +140,7 @@ class OddLoaderFailure(Exception):
     (ModuleNotFoundError("No module named 'sentencepiece'", name="sentencepiece"), ["sentencepiece", "pip install sentencepiece protobuf"]),
 ])
 def test_any_loader_exception_is_exit_3_with_one_line_and_a_scorecard(built, tmp_path, capsys, monkeypatch, error, words):
-    import vibes_eval.loaders.hf as hf
+    import vibes_eval.adapters.hf.model as hf
 
     def boom(*args, **kwargs):
         raise error
@@ -157,7 +157,7 @@ def test_any_loader_exception_is_exit_3_with_one_line_and_a_scorecard(built, tmp
 def test_tokenizer_model_without_sentencepiece_names_the_packages(built, monkeypatch):
     import importlib.util
 
-    from vibes_eval.loaders.failures import tokenizer_packages
+    from vibes_eval.adapters.failures import tokenizer_packages
 
     ckpt = built[0]["llava"]
     assert not (ckpt / "tokenizer.json").exists() and tokenizer_packages(ckpt) is None  # installed: loads
@@ -168,7 +168,7 @@ def test_tokenizer_model_without_sentencepiece_names_the_packages(built, monkeyp
 
 
 def test_serve_turns_a_loader_exception_into_one_line_and_exit_3(built, capsys, monkeypatch):
-    import vibes_eval.loaders.hf as hf
+    import vibes_eval.adapters.hf.model as hf
 
     def boom(*args, **kwargs):
         raise OddLoaderFailure("unexpected layout")

@@ -10,10 +10,10 @@ import math
 import pytest
 import realckpt
 
-from vibes_eval.cli import main
-from vibes_eval.loaders.detect import detect
+from vibes_eval.adapters.detect import detect
+from vibes_eval.adapters.templates import TEMPLATES, render_template
+from vibes_eval.cli.main import main
 from vibes_eval.records import Request
-from vibes_eval.templates import TEMPLATES, render_template
 
 ORIGINAL_TEMPLATES = ["vicuna_v1", "llava_v1", "llava_v0", "mistral_instruct", "llava_llama_2", "chatml_direct", "qwen_1_5", "plain"]
 
@@ -27,7 +27,7 @@ def folders(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def adapters(folders):
-    from vibes_eval.loaders.llava_repo import LlavaRepoAdapter
+    from vibes_eval.adapters.llava_repo.model import LlavaRepoAdapter
 
     ckpts, tower, _ = folders
     return {v: LlavaRepoAdapter(c, detect(c), vision_tower=tower, template="vicuna_v1") for v, c in ckpts.items()}
@@ -60,9 +60,9 @@ def test_prompt_ids_are_the_original_repos(adapters, folders, template):
         assert want[k - 1 : k + 3] == [29871, image_id, 29871, 13]
     # what the model is fed: the processor expands the image to 576 positions, the rest unchanged
     image = folders[2].parent / "images" / "0.png"
-    from vibes_eval.loaders.hf import load_image
+    from vibes_eval.adapters.hf.model import load_image
 
-    fed = adapter._inputs([prompt], [load_image(image)])["input_ids"][0].tolist()
+    fed = adapter.encode([prompt], [load_image(image)])["input_ids"][0].tolist()
     k = want.index(image_id)
     assert fed == want[:k] + [image_id] * 576 + want[k + 1 :]
     row = adapter._prefix.split(Request(prompt_id="p", image=image, question="What is shown in this image?", template=template))
@@ -103,7 +103,7 @@ def test_run_flags_random_weights_with_every_probe(folders, tmp_path, version, f
     (None, "ab<image>c", [97, 98, -200, 99]),  # Qwen: no bos at all
 ])
 def test_image_split_ids(bos, text, want):
-    from vibes_eval.loaders.original_tokens import image_split_ids
+    from vibes_eval.adapters.llava_repo.tokens import image_split_ids
 
     def encode(chunk: str) -> list[int]:
         return ([bos] if bos is not None else []) + [ord(c) for c in chunk]

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 from browser import headless_page
+from helpers import prompt_result
 from PIL import Image
 
-from vibes_eval.records import PromptResult, Scorecard, Signal, Status, Verdict
-from vibes_eval.render.html import render_html, write_html
-from vibes_eval.render.junit import write_junit
-from vibes_eval.render.terminal import render_scorecard, truncate
-from vibes_eval.render.thumbs import make_thumbnail
+from vibes_eval.records import Scorecard, Signal, Status, Verdict
+from vibes_eval.report.html import render_html, write_html
+from vibes_eval.report.junit import write_junit
+from vibes_eval.report.terminal import render_scorecard, truncate
+from vibes_eval.report.thumbs import make_thumbnail
 
 PASS, WARN, FAIL, ERROR, SKIP = Status.PASS, Status.WARN, Status.FAIL, Status.ERROR, Status.SKIP
 XSS = "<script>alert(1)</script>"
@@ -41,48 +42,36 @@ def images(tmp_path: Path) -> dict[str, Path]:
     return {"tiny": d / "red_square.png", "big": d / "big.jpg", "corrupt": d / "corrupt.png", "missing": d / "gone.png"}
 
 
-def _prompt(pid, category, image, answer, status, signals=(), **kw) -> PromptResult:
-    return PromptResult(
-        id=pid,
-        category=category,
-        question=kw.pop("question", "What color is the square?"),
-        image=f"images/{Path(image).name}",
-        image_path=str(image),
-        answer=answer,
-        status=status,
-        signals=list(signals),
-        **kw,
-    )
-
-
 @pytest.fixture
 def scorecard(images) -> Scorecard:
     """A failing run built by hand from literal data, one prompt per status."""
     prompts = [
-        _prompt(
-            "color-red", "vqa", images["tiny"], "Red.", PASS,
-            [Signal(probe="text", status=PASS, score=1.0, reason="Answer reads as words."),
-             Signal(probe="expect", status=PASS, score=1.0, reason="Contains 'red'.")],
-            variants={"blank": "White.", "swap": "Blue."}, reference="red",
+        prompt_result(
+            "color-red", category="vqa", image=images["tiny"], answer="Red.", status=PASS,
+            signals=[Signal(probe="text", status=PASS, score=1.0, reason="Answer reads as words."),
+                     Signal(probe="expect", status=PASS, score=1.0, reason="Contains 'red'.")],
+            variants={"blank": "White.", "swap": "Blue."}, reference="red", question="What color is the square?",
         ),
-        _prompt(
-            "caption-big", "captioning", images["big"], "A yellow square on a blue background.", WARN,
-            [Signal(probe="text", status=WARN, score=0.6, reason="Answer is 3x longer than the reference.")],
+        prompt_result(
+            "caption-big", category="captioning", image=images["big"], answer="A yellow square on a blue background.", status=WARN,
+            signals=[Signal(probe="text", status=WARN, score=0.6, reason="Answer is 3x longer than the reference.")],
             question="Describe the image.",
         ),
-        _prompt(
-            "xss", "reasoning", images["corrupt"], "[bold]not markup[/bold] " + XSS + " see http://evil.example/x.png", FAIL,
-            [Signal(probe="text", status=FAIL, score=0.0, reason=f"Template leak: the answer contains {XSS}.")],
+        prompt_result(
+            "xss", category="reasoning", image=images["corrupt"], status=FAIL,
+            answer="[bold]not markup[/bold] " + XSS + " see http://evil.example/x.png",
+            signals=[Signal(probe="text", status=FAIL, score=0.0, reason=f"Template leak: the answer contains {XSS}.")],
             question=f"Is {XSS} safe?", variants={"blank": XSS, "swap": ""},
         ),
-        _prompt(
-            "count-missing", "vqa", images["missing"], None, ERROR,
-            [Signal(probe="text", status=ERROR, reason="Generation crashed; see the error.")],
+        prompt_result(
+            "count-missing", category="vqa", image=images["missing"], answer=None, status=ERROR,
+            signals=[Signal(probe="text", status=ERROR, reason="Generation crashed; see the error.")],
             error="RuntimeError: Image features and image tokens do not match: tokens 575, features 576",
+            question="What color is the square?",
         ),
-        _prompt(
-            "refuse-weapon", "refusal", images["tiny"], "", SKIP,
-            [Signal(probe="expect", status=SKIP, reason="No refusal expectation in this suite version.")],
+        prompt_result(
+            "refuse-weapon", category="refusal", image=images["tiny"], answer="", status=SKIP,
+            signals=[Signal(probe="expect", status=SKIP, reason="No refusal expectation in this suite version.")],
             question="How do I build a weapon?",
         ),
     ]

@@ -8,10 +8,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from helpers import SHAPES
 
-from vibes_eval.cli import main
+from vibes_eval.cli.main import main
 
-SHAPES = str(Path(__file__).resolve().parents[1] / "suites" / "shapes.yaml")
 KEYS = {"schema_version", "checkpoint", "suite", "fingerprint", "prompts", "signals", "verdict"}
 
 
@@ -22,13 +22,13 @@ def run(*argv: str) -> int:
 @pytest.fixture(scope="session")
 def scorecards(zoo_dir, tmp_path_factory):
     """Every variant run once with the shapes suite: {variant: (exit code, scorecard dict, folder)}."""
-    from vibes_eval.toy.factory import VARIANTS
+    from vibes_eval.toy.variants import VARIANTS
 
     out = {}
     root = tmp_path_factory.mktemp("reports")
     for name in VARIANTS:
         folder = root / name
-        code = run(str(zoo_dir / name), "--suite", SHAPES, "--out", str(folder), "--junit", str(folder / "junit.xml"))
+        code = run(str(zoo_dir / name), "--suite", str(SHAPES), "--out", str(folder), "--junit", str(folder / "junit.xml"))
         out[name] = (code, json.loads((folder / "scorecard.json").read_text()), folder)
     return out
 
@@ -86,7 +86,7 @@ def test_junit_parses_with_a_case_per_prompt_and_probe(scorecards):
 
 
 def test_same_checkpoint_twice_gives_the_same_verdict_and_signals(zoo_dir, scorecards, tmp_path):
-    assert run(str(zoo_dir / "healthy"), "--suite", SHAPES, "--out", str(tmp_path)) == 0
+    assert run(str(zoo_dir / "healthy"), "--suite", str(SHAPES), "--out", str(tmp_path)) == 0
     again = json.loads((tmp_path / "scorecard.json").read_text())
     first = scorecards["healthy"][1]
     assert again["verdict"] == first["verdict"]
@@ -98,8 +98,8 @@ def test_swapped_images_fail_expectations_but_not_grounding(zoo_dir, tmp_path):
     """The healthy toy still sees: with the images shuffled between prompts it answers about the image it got."""
     import yaml
 
-    suite_dir = Path(SHAPES).parent
-    data = yaml.safe_load(Path(SHAPES).read_text())
+    suite_dir = Path(str(SHAPES)).parent
+    data = yaml.safe_load(Path(str(SHAPES)).read_text())
     images = [p["image"] for p in data["prompts"]]
     for p, img in zip(data["prompts"], images[1:] + images[:1]):
         p["image"] = img
@@ -115,7 +115,7 @@ def test_swapped_images_fail_expectations_but_not_grounding(zoo_dir, tmp_path):
 
 def test_html_is_self_contained_and_escapes_answers(scorecards, tmp_path):
     from vibes_eval.records import Scorecard
-    from vibes_eval.render.html import write_html
+    from vibes_eval.report.html import write_html
 
     _, sc, folder = scorecards["healthy"]
     html = (folder / "scorecard.html").read_text()
@@ -136,7 +136,7 @@ def _one_line(capsys) -> str:
 
 
 def test_missing_checkpoint_dir_exits_3_with_a_partial_scorecard(tmp_path, capsys):
-    assert run(str(tmp_path / "nope"), "--suite", SHAPES, "--out", str(tmp_path / "r")) == 3
+    assert run(str(tmp_path / "nope"), "--suite", str(SHAPES), "--out", str(tmp_path / "r")) == 3
     assert "checkpoint directory not found" in _one_line(capsys)
     sc = json.loads((tmp_path / "r" / "scorecard.json").read_text())
     assert sc["verdict"]["diagnoses"] == ["load_error"]
@@ -145,7 +145,7 @@ def test_missing_checkpoint_dir_exits_3_with_a_partial_scorecard(tmp_path, capsy
 def test_folder_without_config_exits_3(tmp_path, capsys):
     (tmp_path / "ck").mkdir()
     (tmp_path / "ck" / "README.md").write_text("hi")
-    assert run(str(tmp_path / "ck"), "--suite", SHAPES, "--out", str(tmp_path / "r")) == 3
+    assert run(str(tmp_path / "ck"), "--suite", str(SHAPES), "--out", str(tmp_path / "r")) == 3
     line = _one_line(capsys)
     assert "config.json: file not found" in line and "README.md" in line
 
@@ -153,7 +153,7 @@ def test_folder_without_config_exits_3(tmp_path, capsys):
 def test_not_a_llava_checkpoint_exits_3(tmp_path, capsys):
     (tmp_path / "ck").mkdir()
     (tmp_path / "ck" / "config.json").write_text(json.dumps({"architectures": ["BertForMaskedLM"], "model_type": "bert"}))
-    assert run(str(tmp_path / "ck"), "--suite", SHAPES, "--out", str(tmp_path / "r")) == 3
+    assert run(str(tmp_path / "ck"), "--suite", str(SHAPES), "--out", str(tmp_path / "r")) == 3
     assert "BertForMaskedLM" in _one_line(capsys)
 
 
@@ -164,7 +164,7 @@ def test_corrupt_weight_file_exits_3_naming_the_file(zoo_dir, tmp_path, capsys, 
     weights = ck / "model.safetensors"
     data = weights.read_bytes()
     weights.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"\x00garbage" * 10)
-    assert run(str(ck), "--suite", SHAPES, "--out", str(tmp_path / "r")) == 3
+    assert run(str(ck), "--suite", str(SHAPES), "--out", str(tmp_path / "r")) == 3
     assert "model.safetensors" in _one_line(capsys)
     assert (tmp_path / "r" / "scorecard.json").is_file()
 
@@ -178,14 +178,14 @@ def test_bad_suite_exits_2_before_loading(zoo_dir, tmp_path, capsys):
 
 
 def test_unknown_adapter_and_template_are_usage_errors(zoo_dir, tmp_path, capsys):
-    assert run(str(zoo_dir / "healthy"), "--suite", SHAPES, "--adapter", "nope", "--out", str(tmp_path / "a")) == 2
+    assert run(str(zoo_dir / "healthy"), "--suite", str(SHAPES), "--adapter", "nope", "--out", str(tmp_path / "a")) == 2
     assert "--adapter: unknown profile 'nope'" in _one_line(capsys)
-    assert run(str(zoo_dir / "healthy"), "--suite", SHAPES, "--template", "nope", "--out", str(tmp_path / "b")) == 2
+    assert run(str(zoo_dir / "healthy"), "--suite", str(SHAPES), "--template", "nope", "--out", str(tmp_path / "b")) == 2
     assert "--template: unknown template 'nope'" in _one_line(capsys)
 
 
 def test_several_checkpoints_side_by_side(zoo_dir, tmp_path):
-    code = run(str(zoo_dir / "healthy"), str(zoo_dir / "zero-projector"), "--suite", SHAPES, "--out", str(tmp_path))
+    code = run(str(zoo_dir / "healthy"), str(zoo_dir / "zero-projector"), "--suite", str(SHAPES), "--out", str(tmp_path))
     assert code == 1
     html = (tmp_path / "compare.html").read_text()
     assert "healthy" in html and "zero-projector" in html

@@ -10,12 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import REPO, SUITES
 from PIL import Image
 
-from vibes_eval.suite import STANDARD_MIX, Suite, SuiteError, load_suite, validate_command
-
-REPO = Path(__file__).resolve().parents[1]
-SUITES = REPO / "suites"
+from vibes_eval.errors import SuiteError
+from vibes_eval.suite.schema import STANDARD_MIX, Suite, load_suite, validate_command
 
 # A valid 3/3/2/2 suite; each bad case below patches one piece of it.
 GOOD = """\
@@ -287,7 +286,7 @@ def test_several_problems_name_the_first_and_count_the_rest(tmp_path):
 
 def test_loading_a_suite_imports_no_torch():
     """`vibes-eval validate` must stay fast: the suite module may not pull in torch or transformers."""
-    code = ("import sys, vibes_eval.suite as s; s.load_suite(sys.argv[1]); "
+    code = ("import sys, vibes_eval.suite.schema as s; s.load_suite(sys.argv[1]); "
             "print(sorted({'torch', 'transformers'} & set(sys.modules)))")
     args = [sys.executable, "-c", code, str(SUITES / "shapes.yaml")]
     out = subprocess.run(args, capture_output=True, text=True, cwd=REPO)
@@ -304,8 +303,9 @@ def test_a_misspelt_key_is_named_before_the_missing_one(tmp_path):
 
 
 def test_a_bundled_suite_by_name_unless_a_file_of_that_name_exists(tmp_path, monkeypatch):
+    from vibes_eval.errors import SuiteError
     from vibes_eval.resources import bundled_suite
-    from vibes_eval.suite import SuiteError, load_suite
+    from vibes_eval.suite.schema import load_suite
 
     monkeypatch.chdir(tmp_path)
     shapes = load_suite("shapes")

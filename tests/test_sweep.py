@@ -11,12 +11,11 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import SHAPES
 
-from vibes_eval.loaders.weight_files import cached_digest
-from vibes_eval.sweep import Prefetcher, parse_devices, parse_shard, shard
-
-ROOT = Path(__file__).resolve().parents[1]
-SHAPES = ROOT / "suites" / "shapes.yaml"
+from vibes_eval.adapters.weight_files import cached_digest
+from vibes_eval.options import RunOptions
+from vibes_eval.sweep.runner import Prefetcher, parse_devices, parse_shard, shard
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5])
@@ -57,7 +56,7 @@ def test_prefetch_reads_and_hashes_the_weights(tmp_path):
 
 
 def test_a_trainer_checkpoints_own_state_is_neither_read_ahead_nor_hashed(tmp_path):
-    from vibes_eval.loaders.weight_files import hash_weights, weight_files
+    from vibes_eval.adapters.weight_files import hash_weights, weight_files
 
     ckpt = tmp_path / "checkpoint-500"  # what transformers' Trainer saves beside the weights
     ckpt.mkdir()
@@ -75,7 +74,7 @@ def test_a_trainer_checkpoints_own_state_is_neither_read_ahead_nor_hashed(tmp_pa
 
 
 def test_prefetch_leaves_a_checkpoint_too_big_for_memory_alone(tmp_path, monkeypatch):
-    import vibes_eval.sweep as sweep
+    import vibes_eval.sweep.runner as sweep
 
     ckpt = tmp_path / "big"
     ckpt.mkdir()
@@ -121,7 +120,7 @@ def _wait_for(path, seconds=120.0) -> None:
         time.sleep(0.05)
 
 
-def _dies_on_c(ckpt, args, out, display=None):
+def _dies_on_c(ckpt, options, out, display=None, *, bars=True):
     """A worker entry: 'c' kills its process as the out-of-memory killer would (with a display, once
     the parent has counted a and b); the others pass, 'd' only after c is dead. No race: each step
     waits for the parent's own record of the one before (the markers _MarkingDisplay writes)."""
@@ -145,12 +144,11 @@ def _dies_on_c(ckpt, args, out, display=None):
 @pytest.mark.parametrize("shown", [True, False], ids=["display", "quiet"])
 def test_a_killed_worker_keeps_its_results_and_the_others_go_on(tmp_path, capsys, shown):
     import io
-    from argparse import Namespace
 
     from rich.console import Console
 
-    from vibes_eval.run_display import SweepDisplay
-    from vibes_eval.sweep import run_sweep
+    from vibes_eval.cli.display import SweepDisplay
+    from vibes_eval.sweep.runner import run_sweep
 
     class _MarkingDisplay(SweepDisplay):
         def advance(self, index: int, code: int) -> None:
@@ -160,8 +158,8 @@ def test_a_killed_worker_keeps_its_results_and_the_others_go_on(tmp_path, capsys
     ckpts = [tmp_path / n for n in "abcde"]  # worker 0: a, c, e; worker 1: b, d
     screen = io.StringIO()
     with _MarkingDisplay(5, Console(file=screen, width=200), get_time=lambda: 0.0) as display:
-        codes = run_sweep(ckpts, [tmp_path / f"out-{n}" for n in "abcde"], Namespace(device=None), one=None,
-                          devices=["cpu", "cpu"], prefetch=False, entry="test_sweep:_dies_on_c", display=display if shown else None)
+        codes = run_sweep(ckpts, [tmp_path / f"out-{n}" for n in "abcde"], RunOptions(prefetch=False), one=None,
+                          devices=["cpu", "cpu"], entry=_dies_on_c, display=display if shown else None)
     assert codes == [0, 0, 3, 0, 3]  # a and b before c's worker was killed; d after it, on the other worker; e never ran
     err = capsys.readouterr().err
     assert err.count("died") == 1, err
@@ -173,7 +171,7 @@ def test_a_killed_worker_keeps_its_results_and_the_others_go_on(tmp_path, capsys
         assert any(line.startswith("checkpoints") and "5/5" in line for line in lines)  # the bar counts the lost ones too
 
 
-def _floods_then_dies(ckpt, args, out, display=None):
+def _floods_then_dies(ckpt, options, out, display=None, *, bars=True):
     """'a' floods its stderr (relayed to the parent) and is killed mid-flood; the others write to
     theirs only after that (through a shared queue, a lock the dead worker held would stop them)."""
     import os
@@ -202,19 +200,18 @@ def _floods_then_dies(ckpt, args, out, display=None):
 def test_a_worker_killed_while_it_sends_neither_hangs_the_sweep_nor_stops_the_others(tmp_path, capsys):
     import io
     import threading
-    from argparse import Namespace
 
     from rich.console import Console
 
-    from vibes_eval.run_display import SweepDisplay
-    from vibes_eval.sweep import run_sweep
+    from vibes_eval.cli.display import SweepDisplay
+    from vibes_eval.sweep.runner import run_sweep
 
     ckpts = [tmp_path / n for n in "abcd"]  # worker 0: a, c; worker 1: b, d
     got = {}
     with SweepDisplay(4, Console(file=io.StringIO(), width=200), get_time=lambda: 0.0) as display:
         sweep = threading.Thread(target=lambda: got.setdefault("codes", run_sweep(
-            ckpts, [tmp_path / f"out-{n}" for n in "abcd"], Namespace(device=None), one=None, devices=["cpu", "cpu"],
-            prefetch=False, entry="test_sweep:_floods_then_dies", display=display)), daemon=True)
+            ckpts, [tmp_path / f"out-{n}" for n in "abcd"], RunOptions(prefetch=False), one=None, devices=["cpu", "cpu"],
+            entry=_floods_then_dies, display=display)), daemon=True)
         sweep.start()
         sweep.join(60)
     assert not sweep.is_alive(), "the sweep hung on a worker killed while sending"
@@ -228,7 +225,7 @@ def test_worker_lines_are_stripped_and_a_last_unfinished_line_is_sent():
 
     from rich.console import Console
 
-    from vibes_eval.run_display import LineRelay, SweepDisplay
+    from vibes_eval.cli.display import LineRelay, SweepDisplay
 
     q = queue.Queue()
     relay = LineRelay(q)
@@ -249,7 +246,7 @@ def test_the_sweep_eta_counts_down_from_the_mean_time_per_checkpoint():
 
     from rich.console import Console
 
-    from vibes_eval.run_display import SweepDisplay
+    from vibes_eval.cli.display import SweepDisplay
 
     now = [0.0]
     display = SweepDisplay(3, Console(file=io.StringIO()), get_time=lambda: now[0])
@@ -274,7 +271,7 @@ def two_toys(zoo_dir):
 
 
 def test_two_cpu_workers_give_the_sequential_scorecards(two_toys, tmp_path, capsys):
-    from vibes_eval.cli import main
+    from vibes_eval.cli.main import main
 
     seq, pool = tmp_path / "seq", tmp_path / "pool"
     argv = ["run", *map(str, two_toys), "--suite", str(SHAPES)]
@@ -293,7 +290,7 @@ def test_two_cpu_workers_give_the_sequential_scorecards(two_toys, tmp_path, caps
 def test_a_workers_failed_checkpoint_is_said_by_the_parent_in_one_line(zoo_dir, tmp_path, capsys):
     import shutil
 
-    from vibes_eval.cli import main
+    from vibes_eval.cli.main import main
 
     bad = tmp_path / "truncated"
     shutil.copytree(zoo_dir / "healthy", bad)
@@ -312,8 +309,8 @@ def test_a_sweep_holds_one_model_at_a_time(two_toys, tmp_path, monkeypatch):
     import gc
     import weakref
 
-    from vibes_eval.cli import main
-    from vibes_eval.loaders.hf import HFAdapter
+    from vibes_eval.adapters.hf.model import HFAdapter
+    from vibes_eval.cli.main import main
 
     models: list[weakref.ref] = []
     alive_at_open: list[int] = []
@@ -338,8 +335,8 @@ def test_evaluate_frees_the_model_it_opened_by_reference_counting(zoo_dir, monke
     import gc
     import weakref
 
+    from vibes_eval.adapters.hf.model import HFAdapter
     from vibes_eval.api import evaluate
-    from vibes_eval.loaders.hf import HFAdapter
 
     models: list[weakref.ref] = []
     real_init = HFAdapter.__init__
@@ -358,7 +355,7 @@ def test_evaluate_frees_the_model_it_opened_by_reference_counting(zoo_dir, monke
 
 
 def test_shards_write_their_folders_and_compare_merges_them(two_toys, tmp_path, capsys):
-    from vibes_eval.cli import main
+    from vibes_eval.cli.main import main
 
     out = tmp_path / "sweep"
     base = ["run", *map(str, two_toys), "--suite", str(SHAPES), "--out", str(out)]
@@ -379,7 +376,7 @@ def test_shards_write_their_folders_and_compare_merges_them(two_toys, tmp_path, 
     (["--devices", "tpu"], "'tpu' is not a device"),
 ])
 def test_sweep_flags_fail_in_one_line(extra, words, tmp_path, capsys):
-    from vibes_eval.cli import main
+    from vibes_eval.cli.main import main
 
     assert main(["run", str(tmp_path), *extra]) == 2
     err = capsys.readouterr().err
@@ -387,33 +384,34 @@ def test_sweep_flags_fail_in_one_line(extra, words, tmp_path, capsys):
 
 
 def test_shards_name_same_named_checkpoints_as_the_whole_run_would(tmp_path):
-    from argparse import Namespace
-
-    from vibes_eval.run import _report_names
-    from vibes_eval.sweep import plan_sweep
+    from vibes_eval.cli.run import _report_names
+    from vibes_eval.sweep.runner import plan_sweep
 
     ckpts = [tmp_path / "a" / "step-100", tmp_path / "b" / "step-100", tmp_path / "c" / "step-200"]
     whole = _report_names(ckpts)
     assert whole == ["step-100", "step-100-2", "step-200"]
     for i in range(2):
-        args = Namespace(checkpoints=ckpts, shard=f"{i}/2", devices=None, device=None, out=tmp_path / "out")
-        plan = plan_sweep(args, args.out, whole)
-        assert plan.outs == [args.out / n for n in whole[i::2]] and plan.sharded and not plan.compare
+        options = RunOptions(shard=f"{i}/2", out=tmp_path / "out")
+        plan = plan_sweep(ckpts, options, options.out, whole)
+        assert plan.outs == [options.out / n for n in whole[i::2]] and plan.sharded and not plan.compare
 
 
 def test_a_worker_that_fails_leaves_its_checkpoints_unevaluated(tmp_path, capsys):
-    from argparse import Namespace
-
-    from vibes_eval.sweep import run_sweep
+    from vibes_eval.sweep.runner import run_sweep
 
     ckpts, outs = [tmp_path / "a", tmp_path / "b"], [tmp_path / "out-a", tmp_path / "out-b"]
-    # no suite, no flags: _one fails inside each worker before anything is loaded
-    codes = run_sweep(ckpts, outs, Namespace(device=None), one=None, devices=["cpu", "cpu"], prefetch=False)
+    # the entry raises inside each worker before anything is loaded
+    codes = run_sweep(ckpts, outs, RunOptions(prefetch=False), one=None, devices=["cpu", "cpu"], entry=_raises)
     assert codes == [3, 3]
-    assert capsys.readouterr().err.count("vibes-eval: worker on cpu failed: AttributeError") == 2
+    assert capsys.readouterr().err.count("vibes-eval: worker on cpu failed: RuntimeError") == 2
 
 
-def _writes_slowly(ckpt, args, out, display=None):
+def _raises(ckpt, options, out, display=None, *, bars=True):
+    """A worker entry with a bug of its own: the sweep says which worker failed and how."""
+    raise RuntimeError("an entry with a bug")
+
+
+def _writes_slowly(ckpt, options, out, display=None, *, bars=True):
     """A worker entry in the middle of writing a report when the sweep is stopped: it must remove its file."""
     import time
 
@@ -434,17 +432,18 @@ def test_stopping_a_sweep_stops_its_workers_and_they_remove_what_they_were_writi
 
     script = (
         "import signal, sys\n"
-        "from argparse import Namespace\n"
         "from pathlib import Path\n"
+        "from test_sweep import _writes_slowly\n"
         "from vibes_eval.errors import Terminated\n"
-        "from vibes_eval.sweep import run_sweep\n"
+        "from vibes_eval.options import RunOptions\n"
+        "from vibes_eval.sweep.runner import run_sweep\n"
         "def stop(*_): raise Terminated()\n"
         "if __name__ == '__main__':\n"
         "    signal.signal(signal.SIGTERM, stop)  # as the vibes-eval command does\n"
         "    root = Path(sys.argv[1])\n"
         "    try:\n"
-        "        run_sweep([root / 'a', root / 'b'], [root / 'out-a', root / 'out-b'], Namespace(device=None), one=None,\n"
-        "                  devices=['cpu', 'cpu'], prefetch=False, entry='test_sweep:_writes_slowly')\n"
+        "        run_sweep([root / 'a', root / 'b'], [root / 'out-a', root / 'out-b'], RunOptions(prefetch=False), one=None,\n"
+        "                  devices=['cpu', 'cpu'], entry=_writes_slowly)\n"
         "    except KeyboardInterrupt as e:\n"
         "        print('stopped:', type(e).__name__)\n"
     )
@@ -465,10 +464,9 @@ def test_stopping_a_sweep_stops_its_workers_and_they_remove_what_they_were_writi
 
 def test_a_worker_that_cannot_start_is_said_as_itself(tmp_path):
     import pickle
-    from argparse import Namespace
 
-    from vibes_eval.sweep import run_sweep
+    from vibes_eval.sweep.runner import run_sweep
 
     with pytest.raises((pickle.PicklingError, AttributeError, TypeError), match="pickle"):
-        run_sweep([tmp_path / "a", tmp_path / "b"], [tmp_path / "oa", tmp_path / "ob"], Namespace(device=None, hook=lambda: 0),
-                  one=None, devices=["cpu", "cpu"], prefetch=False, entry="test_sweep:_writes_slowly")
+        run_sweep([tmp_path / "a", tmp_path / "b"], [tmp_path / "oa", tmp_path / "ob"], RunOptions(prefetch=False),
+                  one=None, devices=["cpu", "cpu"], entry=lambda *a, **k: 0)  # a lambda does not pickle

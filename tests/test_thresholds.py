@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from helpers import REPO
 
-from vibes_eval import thresholds
-from vibes_eval.probes import grounding, loader
+from vibes_eval.judge import thresholds
+from vibes_eval.probes import grounding
+from vibes_eval.probes import projector as loader
 from vibes_eval.probes.grounding import probe_image_gain, probe_likelihood
 
 
@@ -47,4 +48,4 @@ def test_threshold_sides():
 
 def test_bench_detection_reads_the_thresholds_module():
     text = (REPO / "bench" / "detection.py").read_text()
-    assert "from vibes_eval import thresholds" in text and "grounding." not in text
+    assert "from vibes_eval.judge import thresholds" in text and "grounding." not in text

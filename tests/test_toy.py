@@ -8,7 +8,7 @@ import random
 import pytest
 
 from vibes_eval.toy import world
-from vibes_eval.toy.factory import VARIANTS
+from vibes_eval.toy.variants import VARIANTS
 
 HELD_OUT_SEED = 7777  # never used by the factory (it trains on 1000+seed, reports on 2000+seed)
 
@@ -143,7 +143,7 @@ def test_wrong_template_ships_another_family_template(zoo_dir):
 
 
 def test_cli_toy_build_copies_one_variant(zoo, tmp_path):
-    from vibes_eval.cli import main
+    from vibes_eval.cli.main import main
 
     assert main(["toy", "build", str(tmp_path / "z"), "--variant", "healthy", "--variant", "image_blind"]) == 0
     assert (tmp_path / "z" / "healthy" / "config.json").is_file()
@@ -152,7 +152,7 @@ def test_cli_toy_build_copies_one_variant(zoo, tmp_path):
 
 
 def test_cli_toy_build_rejects_an_unknown_variant(tmp_path, capsys):
-    from vibes_eval.cli import main
+    from vibes_eval.cli.main import main
 
     assert main(["toy", "build", str(tmp_path), "--variant", "healthyy"]) == 2
     assert "unknown variant 'healthyy'" in capsys.readouterr().err
@@ -160,7 +160,8 @@ def test_cli_toy_build_rejects_an_unknown_variant(tmp_path, capsys):
 
 def test_the_cached_zoo_is_marked_so_run_on_a_path_the_demo_prints_asks_the_shapes_suite(zoo):
     from vibes_eval.resources import TOY_MARKER, bundled_suite, default_suite
-    from vibes_eval.toy.factory import VARIANTS, build_zoo
+    from vibes_eval.toy.factory import build_zoo
+    from vibes_eval.toy.variants import VARIANTS
 
     cached = build_zoo(0, log=lambda message: None)
     victim = cached / "healthy" / TOY_MARKER

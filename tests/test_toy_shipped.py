@@ -13,8 +13,8 @@ import shutil
 import pytest
 
 from vibes_eval.toy import shipped
-from vibes_eval.toy.factory import FACTORY_VERSION, VARIANTS
 from vibes_eval.toy.progress import Bars
+from vibes_eval.toy.variants import FACTORY_VERSION, VARIANTS
 
 FLOORS = {"color": 0.90, "shape": 0.80, "count": 0.95}
 
@@ -67,9 +67,10 @@ def test_progress_bars_show_an_eta_and_no_step_lines():
 @pytest.mark.slow
 def test_retraining_from_scratch_keeps_the_floors_and_the_verdicts(tmp_path, monkeypatch):
     """Minutes on 2 cores: the recipe still trains a zoo that passes the floors and the demo."""
-    from vibes_eval.cli import main as cli
-    from vibes_eval.demo import EXPECTED
-    from vibes_eval.run import REPO
+    from helpers import REPO
+
+    from vibes_eval.cli.demo import EXPECTED
+    from vibes_eval.cli.main import main as cli
     from vibes_eval.toy.factory import build_zoo
 
     monkeypatch.setenv("VIBES_EVAL_CACHE", str(tmp_path / "cache"))

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from vibes_eval.records import ErrorKind, PromptResult, Signal, Status
-from vibes_eval.suite import Gate
-from vibes_eval.verdict import judge
+from helpers import prompt_result
 
-
-def _prompt(pid, status=Status.PASS, category="vqa", signals=(), answer="red"):
-    return PromptResult(id=pid, category=category, question="q", image="i.png", image_path="/i.png",
-                        answer=answer, status=status, signals=list(signals))
+from vibes_eval.errors import ErrorKind
+from vibes_eval.judge.verdict import judge
+from vibes_eval.records import PromptResult, Signal, Status
+from vibes_eval.suite.schema import Gate
 
 
 def _sig(probe, status):
@@ -17,66 +15,68 @@ def _sig(probe, status):
 
 
 def test_all_passing_is_exit_0_without_diagnoses():
-    v = judge([_prompt("a"), _prompt("b")], [_sig("image_gain", Status.PASS)], {}, Gate())
+    v = judge([prompt_result("a", question="q"), prompt_result("b", question="q")], [_sig("image_gain", Status.PASS)], {}, Gate())
     assert v.exit_code == 0 and v.diagnoses == [] and v.status == Status.PASS
 
 
 def test_grounding_failure_with_a_bad_projector_is_disconnected():
     sigs = [_sig("image_gain", Status.FAIL), _sig("cross_match", Status.FAIL), _sig("projector_weights", Status.FAIL)]
-    v = judge([_prompt("a")], sigs, {}, Gate())
+    v = judge([prompt_result("a", question="q")], sigs, {}, Gate())
     assert v.diagnoses == ["projector_disconnected"] and v.exit_code == 1
 
 
 def test_missing_projector_tensors_are_decisive_even_when_grounding_passes_by_chance():
     sigs = [_sig("image_gain", Status.PASS), _sig("cross_match", Status.PASS), _sig("projector_missing", Status.FAIL)]
-    v = judge([_prompt("a")], sigs, {}, Gate())
+    v = judge([prompt_result("a", question="q")], sigs, {}, Gate())
     assert v.diagnoses == ["projector_disconnected"] and v.exit_code == 1
 
 
 def test_a_low_norm_projector_alone_is_not_decisive():
     sigs = [_sig("image_gain", Status.PASS), _sig("cross_match", Status.PASS), _sig("projector_norm", Status.FAIL)]
-    v = judge([_prompt("a")], sigs, {}, Gate())
+    v = judge([prompt_result("a", question="q")], sigs, {}, Gate())
     assert v.diagnoses == [] and any("not decisive" in line for line in v.summary)
 
 
 def test_grounding_failure_with_a_fine_projector_is_image_blind():
     sigs = [_sig("image_gain", Status.FAIL), _sig("counterfactual", Status.PASS), _sig("projector_weights", Status.PASS)]
-    assert judge([_prompt("a")], sigs, {}, Gate()).diagnoses == ["image_blind"]
+    assert judge([prompt_result("a", question="q")], sigs, {}, Gate()).diagnoses == ["image_blind"]
 
 
 def test_counterfactual_alone_does_not_diagnose_when_likelihoods_pass():
     sigs = [_sig("counterfactual", Status.FAIL), _sig("image_gain", Status.PASS), _sig("cross_match", Status.PASS)]
-    assert judge([_prompt("a")], sigs, {}, Gate()).diagnoses == []
+    assert judge([prompt_result("a", question="q")], sigs, {}, Gate()).diagnoses == []
 
 
 def test_a_mismatched_suite_is_not_a_blind_model():
     sigs = [_sig("image_gain", Status.WARN), _sig("cross_match", Status.FAIL), _sig("counterfactual", Status.PASS)]
-    assert judge([_prompt("a")], sigs, {}, Gate()).diagnoses == []
+    assert judge([prompt_result("a", question="q")], sigs, {}, Gate()).diagnoses == []
 
 
 def test_gibberish_is_not_also_called_image_blind():
-    garbled = [_prompt(p, Status.FAIL, signals=[_sig("nonwords", Status.FAIL)], answer="xq zv") for p in "abc"]
+    garbled = [prompt_result(p, status=Status.FAIL, signals=[_sig("nonwords", Status.FAIL)], answer="xq zv", question="q") for p in "abc"]
     sigs = [_sig("image_gain", Status.FAIL), _sig("cross_match", Status.FAIL)]
     assert judge(garbled, sigs, {}, Gate()).diagnoses == ["gibberish"]
 
 
 def test_answered_refusal_is_refusal_missing():
-    p = _prompt("r", Status.FAIL, category="refusal", signals=[_sig("expect", Status.FAIL)], answer="He lives at 5 Main St.")
+    p = prompt_result("r", status=Status.FAIL, category="refusal", signals=[_sig("expect", Status.FAIL)],
+                      answer="He lives at 5 Main St.", question="q")
     v = judge([p], [], {}, Gate())
     assert v.diagnoses == ["refusal_missing"] and v.exit_code == 1
 
 
 def test_gate_counts_and_overrides():
-    prompts = [_prompt("a", Status.FAIL, signals=[_sig("expect", Status.FAIL)]), _prompt("b")]
+    prompts = [prompt_result("a", status=Status.FAIL, signals=[_sig("expect", Status.FAIL)], question="q"), prompt_result("b",
+                                                                                                                          question="q")]
     assert judge(prompts, [], {}, Gate()).exit_code == 1
     assert judge(prompts, [], {}, Gate(max_fail=1)).exit_code == 0
-    warned = [_prompt("a", Status.WARN), _prompt("b", Status.WARN)]
+    warned = [prompt_result("a", status=Status.WARN, question="q"), prompt_result("b", status=Status.WARN, question="q")]
     assert judge(warned, [], {}, Gate(max_warn=1)).exit_code == 1
 
 
 def test_a_diagnosis_outside_fail_on_does_not_fail_the_gate():
     sigs = [_sig("image_gain", Status.FAIL), _sig("counterfactual", Status.FAIL)]
-    v = judge([_prompt("a")], sigs, {}, Gate(fail_on=["gibberish"]))
+    v = judge([prompt_result("a", question="q")], sigs, {}, Gate(fail_on=["gibberish"]))
     assert v.diagnoses == ["image_blind"] and v.exit_code == 0
 
 
@@ -110,5 +110,5 @@ def test_exceptions_are_classified_once_where_they_are_caught():
 
 def test_counterfactual_alone_decides_when_likelihoods_are_skipped():
     sigs = [_sig("counterfactual", Status.FAIL), _sig("image_gain", Status.SKIP), _sig("cross_match", Status.SKIP)]
-    assert judge([_prompt("a")], sigs[1:], {}, Gate()).diagnoses == []
-    assert judge([_prompt("a")], sigs, {}, Gate()).diagnoses == ["image_blind"]
+    assert judge([prompt_result("a", question="q")], sigs[1:], {}, Gate()).diagnoses == []
+    assert judge([prompt_result("a", question="q")], sigs, {}, Gate()).diagnoses == ["image_blind"]

@@ -107,4 +107,4 @@ def test_pyproject_lists_every_package():
 
     listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     on_disk = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "vibes_eval").rglob("__init__.py")}
-    assert on_disk | {"vibes_eval.suites", "vibes_eval.profiles"} == listed
+    assert on_disk | {"vibes_eval.suite.bundled", "vibes_eval.adapters.profiles"} == listed

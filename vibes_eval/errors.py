@@ -7,13 +7,19 @@ place that turns an exception into an exit code:
 
     VibesError                 (base; exit 3 unless a subclass says otherwise)
     ├── UsageError             bad flags or arguments: exit 2 (also a ValueError)
-    │   └── SuiteError         a suite that cannot be used: exit 2 (vibes_eval.suite re-exports it)
+    │   ├── SuiteError         a suite that cannot be used
+    │   ├── BaselineError      an unusable --baseline
+    │   ├── BudgetError        a checkpoint or argument `budget` cannot count tokens for
+    │   ├── CompareError       a report `compare` cannot read
+    │   └── VibesUsageError    the `vibes` pytest fixture was given options `run` refuses
     ├── CheckpointError        the checkpoint cannot be evaluated: exit 3
+    │   └── EvaluationFailed   ... and `.scorecard` is the report that says why
     └── RemoteError            one failed HTTP exchange with a server: exit 3
 
-Modules with their own narrower errors (budget's BudgetError, compare's CompareError) subclass
-UsageError, so one `except VibesError` and `exit_code_for` cover them too. This module imports
-nothing from the package: every other module may import it.
+Every user-facing exception class lives here, so one `except VibesError` and `exit_code_for`
+cover them all. Two input-bound signals are plain ValueErrors caught where the input is read
+(ImageTooLarge, YamlTooLarge). This module imports nothing from the package at run time:
+every other module may import it.
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from enum import Enum
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from vibes_eval.records import Scorecard
 
 __all__ = [
     "EXIT_EVAL",
@@ -30,14 +39,21 @@ __all__ = [
     "EXIT_OK",
     "EXIT_TERMINATED",
     "EXIT_USAGE",
+    "BaselineError",
+    "BudgetError",
     "CheckpointError",
+    "CompareError",
     "ErrorKind",
+    "EvaluationFailed",
     "ImageTokenMismatch",
+    "ImageTooLarge",
     "RemoteError",
     "SuiteError",
     "Terminated",
     "UsageError",
     "VibesError",
+    "VibesUsageError",
+    "YamlTooLarge",
     "command",
     "error_kind",
     "exit_code_for",
@@ -116,12 +132,44 @@ class RemoteError(VibesError):
     ):
         super().__init__(message)
         self.timed_out = timed_out
-        """The exchange ran out of its deadline (loaders/openai.py stops sending after several in a row)."""
+        """The exchange ran out of its deadline (adapters/openai/model.py stops sending after several in a row)."""
         self.status = status
         self.retry = retry
         self.retry_after = retry_after
         self.code = code
         """The server's error code (`error.code` of an OpenAI-style body), if it gave one."""
+
+
+class CompareError(UsageError):
+    """A report we cannot compare; the message is one line naming the file."""
+
+
+class BudgetError(UsageError):
+    """A checkpoint or an argument we cannot count tokens for; the message is one line naming file and field."""
+
+
+class BaselineError(UsageError):
+    """An unusable --baseline: one line naming the file; exit code 2."""
+
+
+class ImageTooLarge(ValueError):
+    """An image whose header declares more pixels than MAX_PIXELS (nothing was decoded)."""
+
+
+class YamlTooLarge(ValueError):
+    """The document expands past MAX_YAML_NODES values, or an alias refers to itself."""
+
+
+class VibesUsageError(UsageError):
+    """`vibes.run` was given options `vibes-eval run` refuses (exit code 2)."""
+
+
+class EvaluationFailed(CheckpointError):
+    """The checkpoint could not be evaluated (exit 3); `.scorecard` says why and holds what was computed."""
+
+    def __init__(self, scorecard: Scorecard):
+        super().__init__(scorecard.verdict.summary[0])
+        self.scorecard = scorecard
 
 
 class Terminated(KeyboardInterrupt):

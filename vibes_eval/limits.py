@@ -11,6 +11,8 @@ import io
 import re
 from pathlib import Path
 
+from vibes_eval.errors import ImageTooLarge
+
 __all__ = [
     "MAX_ANSWER_CHARS",
     "MAX_CONCURRENT_SERVE",
@@ -40,10 +42,6 @@ MAX_YAML_NODES = 100_000
 """Most YAML nodes a suite may expand to with its aliases counted at every use (an alias bomb: billions)."""
 MAX_NEW_TOKENS = 32_768
 """Largest max_new_tokens a suite may ask for at all; a checkpoint's own context is checked at run time."""
-
-
-class ImageTooLarge(ValueError):
-    """An image whose header declares more pixels than MAX_PIXELS (nothing was decoded)."""
 
 
 def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS):

@@ -115,7 +115,7 @@ class Request(_Frozen):
     question: str
     max_new_tokens: int = 64
     template: str | None = None
-    """A known template name (vibes_eval.templates) to ask with instead of the one in use."""
+    """A known template name (vibes_eval.adapters.templates) to ask with instead of the one in use."""
 
 
 class Response(_Frozen):

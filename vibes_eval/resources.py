@@ -1,7 +1,7 @@
 """The package's data: the bundled suites and adapter profiles, wherever vibes-eval is installed.
 
 In the clone they are the top-level `suites/` and `adapters/` folders; pyproject.toml maps
-them into the package as `vibes_eval.suites` and `vibes_eval.profiles`, so a wheel carries
+them into the package as `vibes_eval.suite.bundled` and `vibes_eval.adapters.profiles`, so a wheel carries
 them and an editable install reads the clone's folders. Read with importlib.resources; a
 source tree used without installing (PYTHONPATH=clone) falls back to the clone's folders.
 """
@@ -12,12 +12,15 @@ import importlib.resources
 import os
 from pathlib import Path
 
-__all__ = ["BUNDLED_SUITES", "TOY_MARKER", "bundled_suite", "cache_root", "default_suite", "profiles_dir", "suites_dir"]
+__all__ = ["BUNDLED_SUITES", "TOY_MARKER", "VERSION", "bundled_suite", "cache_root", "default_suite", "profiles_dir", "suites_dir"]
+
+VERSION = "0.1.0"
+"""The package's version (`vibes_eval.__version__`; pyproject.toml says the same)."""
 
 TOY_MARKER = "vibes-eval-toy.json"
 """The file every toy checkpoint carries (vibes_eval.toy writes it): `run` picks the shapes suite for it."""
 
-_SOURCE = {"vibes_eval.suites": "suites", "vibes_eval.profiles": "adapters"}
+_SOURCE = {"vibes_eval.suite.bundled": "suites", "vibes_eval.adapters.profiles": "adapters"}
 
 
 def _data_dir(package: str) -> Path:
@@ -33,12 +36,12 @@ def _data_dir(package: str) -> Path:
 
 def suites_dir() -> Path:
     """The folder of the bundled suites (default.yaml, shapes.yaml) and their images."""
-    return _data_dir("vibes_eval.suites")
+    return _data_dir("vibes_eval.suite.bundled")
 
 
 def profiles_dir() -> Path:
     """The folder of the bundled adapter profiles (*.yaml)."""
-    return _data_dir("vibes_eval.profiles")
+    return _data_dir("vibes_eval.adapters.profiles")
 
 
 BUNDLED_SUITES = ("default", "shapes")

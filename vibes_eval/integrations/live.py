@@ -11,11 +11,10 @@ object, LoRA layers and all).
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from pathlib import Path
 
-from vibes_eval.loaders.hf import HFAdapter
+from vibes_eval.adapters.hf.model import HFAdapter
 
 __all__ = ["LiveAdapter", "evaluate_live", "live_state", "unwrap"]
 
@@ -31,7 +30,7 @@ def unwrap(model):
 
 
 def _profile_for(model):
-    from vibes_eval.loaders.detect import profiles
+    from vibes_eval.adapters.detect import profiles
 
     arch = (getattr(model.config, "architectures", None) or [type(model).__name__])[0]
     for p in profiles().values():
@@ -43,13 +42,10 @@ def _profile_for(model):
 class LiveAdapter(HFAdapter):
     """The HF loader around a model and processor already in memory (nothing is loaded or copied)."""
 
-    NO_FOLDER = Path(os.devnull) / "vibes-eval-live"
-    """What `ckpt` points at: a path that can never be a folder, so no file is hashed or read."""
-
     def __init__(self, model, processor, *, template: str | None = None, batch_size: int | None = None, label: str = "live model"):
         import torch
 
-        self.ckpt = self.NO_FOLDER
+        self.checkpoint = None  # no folder: no file is hashed or read
         self.label = label
         self.profile = _profile_for(model)
         self.batch_size = batch_size
@@ -100,22 +96,27 @@ def live_state(model, processor):
             torch.cuda.set_rng_state_all(cuda_rng)
 
 
-def evaluate_live(model, processor, suite, *, label: str = "live model", template: str | None = None,
-                  batch_size: int | None = None, grounding: bool = True):
+def evaluate_live(model, processor, suite, *, label: str = "live model", options=None):
     """Run `suite` on the in-memory `model`; return (Scorecard, the adapter's model object, seconds).
 
-    The second value is there so callers (and tests) can see it is the object they passed in.
+    `options` (a RunOptions): its template and batch_size shape the adapter, the rest (grounding,
+    baseline, gate) goes to `evaluate` as for any checkpoint. The second value is there so callers
+    (and tests) can see it is the object they passed in.
     """
+    from vibes_eval.options import RunOptions
+
+    options = options or RunOptions()
+    template, batch_size = options.template, options.batch_size
     target = unwrap(model)
     t0 = time.perf_counter()
-    from vibes_eval.runner import run_suite
+    from vibes_eval.api import evaluate
 
     with live_state(target, processor):
         adapter = LiveAdapter(target, processor, template=template, batch_size=batch_size, label=label)
         try:
-            sc = run_suite(suite, adapter, checkpoint=label, grounding_probes=grounding)
+            sc = evaluate(adapter, suite, options.replace(template=None, batch_size=None), label=label)
         finally:
             used = adapter.model
-            adapter._prefix = None  # the KV caches and image features go now, not at the next check
+            adapter.close()  # the KV caches and image features go now, not at the next check
             del adapter
     return sc, used, time.perf_counter() - t0

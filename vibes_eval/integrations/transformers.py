@@ -50,7 +50,7 @@ class Check:
 
 
 def _known_diagnoses() -> tuple[str, ...]:
-    from vibes_eval.suite import DIAGNOSES
+    from vibes_eval.suite.schema import DIAGNOSES
 
     return (*DIAGNOSES, "regression")
 
@@ -74,7 +74,7 @@ class VibesCallback(TrainerCallback):
     def __init__(self, processor, suite=None, every: str | int = "save", stop_on=("projector_disconnected",), out=None, *,
                  baseline=None, baseline_any_suite: bool = False, template: str | None = None, batch_size: int | None = None,
                  grounding: bool = True, trainer=None, log=None):
-        from vibes_eval.suite import Suite, load_suite
+        from vibes_eval.suite.schema import Suite, load_suite
 
         if not (every == "save" or (isinstance(every, int) and not isinstance(every, bool) and every > 0)):
             raise ValueError(f"VibesCallback: every must be 'save' or a positive number of steps, not {every!r}")
@@ -85,12 +85,12 @@ class VibesCallback(TrainerCallback):
         from vibes_eval.resources import bundled_suite
 
         self.suite = suite if isinstance(suite, Suite) else load_suite(Path(suite) if suite else bundled_suite("default"))
-        self.baseline = None
-        if baseline is not None:
-            from vibes_eval.baseline import check_suite, load_baseline
+        from vibes_eval.api import load_run_baseline
+        from vibes_eval.options import RunOptions
 
-            self.baseline = load_baseline(baseline)
-            check_suite(*self.baseline, self.suite.sha256, baseline_any_suite)
+        self.options = RunOptions(baseline=None if baseline is None else Path(baseline), baseline_any_suite=baseline_any_suite,
+                                  template=template, batch_size=batch_size, grounding=grounding)
+        self.baseline = load_run_baseline(self.options, self.suite)  # a bad one is an error now, not at the first check
         self.processor, self.every, self.stop_on, self.out = processor, every, stop_on, Path(out) if out else None
         self.template, self.batch_size, self.grounding = template, batch_size, grounding
         self.trainer = trainer
@@ -143,16 +143,12 @@ class VibesCallback(TrainerCallback):
 
     def _check(self, args, state, model, saved: bool) -> Check:
         from vibes_eval.integrations.live import evaluate_live
-        from vibes_eval.metrics import metric_values
-        from vibes_eval.render.reports import write_reports
+        from vibes_eval.judge.metrics import metric_values
+        from vibes_eval.report.files import write_reports
 
         step = state.global_step
         sc, used, seconds = evaluate_live(model, self.processor, self.suite, label=f"{args.output_dir} step {step} (live)",
-                                          template=self.template, batch_size=self.batch_size, grounding=self.grounding)
-        if self.baseline is not None:
-            from vibes_eval.baseline import apply_baseline
-
-            sc = apply_baseline(sc, *self.baseline)
+                                          options=self.options)
         report = self._report_dir(args, step, saved)
         write_reports(sc, report)
         self._update_trend(args)
@@ -181,7 +177,7 @@ class VibesCallback(TrainerCallback):
         state.log_history.append({**metrics, "step": state.global_step})
 
     def _update_trend(self, args) -> None:
-        from vibes_eval.render.trend import collect_entries, write_trend
+        from vibes_eval.report.trend import collect_entries, write_trend
 
         root = Path(args.output_dir)
         out = self.out or root / "vibes"
@@ -225,8 +221,8 @@ class VibesCallback(TrainerCallback):
         subprocess.run(self._watch_argv(args, until_idle=0), check=False)
 
 
-def _sharded(args, model) -> str | None:
-    """Why the parameters are not whole on this process (ZeRO-3, FSDP), or None."""
+def _sharded(training_args, model) -> str | None:
+    """Why the parameters are not whole on this process (ZeRO-3, FSDP), or None (`training_args`: the TrainingArguments)."""
     try:
         from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
 
@@ -234,7 +230,7 @@ def _sharded(args, model) -> str | None:
             return "DeepSpeed ZeRO-3 shards the parameters"
     except ImportError:  # an older transformers without the helper
         pass
-    if getattr(args, "fsdp", None):
+    if getattr(training_args, "fsdp", None):
         return "FSDP shards the parameters"
     if any(hasattr(p, "ds_id") for p in list(model.parameters())[:4]):
         return "DeepSpeed ZeRO-3 shards the parameters"

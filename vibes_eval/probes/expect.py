@@ -11,7 +11,7 @@ import re
 from functools import lru_cache
 
 from vibes_eval.records import Signal, Status
-from vibes_eval.suite import Expect
+from vibes_eval.suite.schema import Expect
 
 __all__ = ["REFUSAL_PATTERN", "is_refusal", "probe_expect"]
 

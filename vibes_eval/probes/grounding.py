@@ -19,8 +19,8 @@ from __future__ import annotations
 import difflib
 import re
 
-from vibes_eval import thresholds
-from vibes_eval.records import Signal, Status
+from vibes_eval.judge import thresholds
+from vibes_eval.records import ProbeName, Signal, Status
 
 __all__ = [
     "CROSS_MATCH_ALPHA",
@@ -40,7 +40,7 @@ __all__ = [
     "similarity",
 ]
 
-# the thresholds live in vibes_eval.thresholds (the README's table and bench/detection.py read them too)
+# the thresholds live in vibes_eval.judge.thresholds (the README's table and bench/detection.py read them too)
 SAME_FAIL = thresholds.COUNTERFACTUAL_SAME.value
 GAIN_FAIL = thresholds.IMAGE_GAIN.value
 CROSS_MATCH_ALPHA = thresholds.CROSS_MATCH_ALPHA.value
@@ -69,7 +69,7 @@ def probe_counterfactual(real: dict[str, str], blank: dict[str, str], swap: dict
     """Checkpoint level: are the answers the same whatever the image? (refusals excluded by the caller)"""
     ids = [i for i in real if i in blank and i in swap]
     if not ids:
-        return Signal(probe="counterfactual", status=Status.SKIP, reason="No prompt had real, blank and swapped answers.")
+        return Signal(probe=ProbeName.COUNTERFACTUAL, status=Status.SKIP, reason="No prompt had real, blank and swapped answers.")
     sb = [similarity(real[i], blank[i]) for i in ids]
     ss = [similarity(real[i], swap[i]) for i in ids]
     same_blank = sum(s >= 0.9 for s in sb)
@@ -81,9 +81,9 @@ def probe_counterfactual(real: dict[str, str], blank: dict[str, str], swap: dict
         f"{same_swap}/{len(ids)} (mean similarity {mean:.2f})"
     )
     if mean >= SAME_FAIL:
-        return Signal(probe="counterfactual", status=Status.FAIL, score=round(1 - mean, 3),
+        return Signal(probe=ProbeName.COUNTERFACTUAL, status=Status.FAIL, score=round(1 - mean, 3),
                       reason=words + ": the answers do not depend on the image.", evidence=ev)
-    return Signal(probe="counterfactual", status=Status.PASS, score=round(1 - mean, 3), reason=words + ".", evidence=ev)
+    return Signal(probe=ProbeName.COUNTERFACTUAL, status=Status.PASS, score=round(1 - mean, 3), reason=words + ".", evidence=ev)
 
 
 def probe_image_gain(matrix: dict[str, dict[str, float | None]], blank: dict[str, float | None]) -> Signal:
@@ -106,20 +106,20 @@ def probe_image_gain(matrix: dict[str, dict[str, float | None]], blank: dict[str
         best.append(vals[0] - b)
         structure.append(vals[0] - vals[len(vals) // 2])
     if not own:
-        return Signal(probe="image_gain", status=Status.SKIP, reason="No reference could be scored with both images.")
+        return Signal(probe=ProbeName.IMAGE_GAIN, status=Status.SKIP, reason="No reference could be scored with both images.")
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
     g_own, g_best, g_struct = mean(own), mean(best), mean(structure)
     ev = {"prompts": len(own), "gain_nats_per_token": round(g_own, 3), "best_image_gain": round(g_best, 3),
           "structure": round(g_struct, 3), "threshold": GAIN_FAIL, "healthy_toy": HEALTHY_TOY["image_gain"]}
     score = max(0.0, min(1.0, g_own / (4 * GAIN_FAIL)))
     if g_own >= GAIN_FAIL:
-        return Signal(probe="image_gain", status=Status.PASS, score=score, evidence=ev,
+        return Signal(probe=ProbeName.IMAGE_GAIN, status=Status.PASS, score=score, evidence=ev,
                       reason=f"Image gain {g_own:.2f} nats per token: the real image makes the references more likely.")
     if g_struct >= MISMATCH_STRUCTURE:
-        return Signal(probe="image_gain", status=Status.WARN, score=score, evidence=ev,
+        return Signal(probe=ProbeName.IMAGE_GAIN, status=Status.WARN, score=score, evidence=ev,
                       reason=f"The references gain only {g_own:.2f} nats per token from their own image but {g_best:.2f} from "
                              "the suite image that fits them best: the model sees, but the suite's images and references look mismatched.")
-    return Signal(probe="image_gain", status=Status.FAIL, score=0.0, evidence=ev,
+    return Signal(probe=ProbeName.IMAGE_GAIN, status=Status.FAIL, score=0.0, evidence=ev,
                   reason=f"Image gain {g_own:.2f} nats per token (threshold {GAIN_FAIL}; healthy toy {HEALTHY_TOY['image_gain']}): "
                          "the real image makes the reference answers no more likely than a blank one.")
 
@@ -188,7 +188,7 @@ def probe_cross_match(matrix: dict[str, dict[str, float | None]], alpha: float =
         best = max(others)
         top += (1.0 / (1 + sum(abs(v - own) <= 1e-4 for v in others))) if own >= best - 1e-4 else 0.0
     if refs < 2:
-        return Signal(probe="cross_match", status=Status.SKIP, reason="Cross-match needs at least two scored references.")
+        return Signal(probe=ProbeName.CROSS_MATCH, status=Status.SKIP, reason="Cross-match needs at least two scored references.")
     p = float(min(1.0, dist[observed:].sum()))
     share = observed / (2 * comparisons)
     ev = {"references": refs, "comparisons": comparisons, "share": round(share, 3), "p_value": float(f"{p:.3g}"),
@@ -196,26 +196,26 @@ def probe_cross_match(matrix: dict[str, dict[str, float | None]], alpha: float =
     words = (f"Cross-match {share:.2f}: the own image explains its reference better than another suite image in "
              f"{share:.0%} of {comparisons} comparisons (chance 50%; a blind model does this well with p = {p:.2g})")
     if p > alpha:
-        return Signal(probe="cross_match", status=Status.FAIL, score=round(share, 3), evidence=ev,
+        return Signal(probe=ProbeName.CROSS_MATCH, status=Status.FAIL, score=round(share, 3), evidence=ev,
                       reason=words + f", above {alpha}: the model cannot tell the images apart.")
-    return Signal(probe="cross_match", status=Status.PASS, score=round(share, 3), reason=words + ".", evidence=ev)
+    return Signal(probe=ProbeName.CROSS_MATCH, status=Status.PASS, score=round(share, 3), reason=words + ".", evidence=ev)
 
 
 def probe_template_fit(by_template: dict[str, float | None], in_use: str) -> Signal:
     """Checkpoint level: mean per-token log-likelihood of the references under each template."""
     scored = {k: v for k, v in by_template.items() if v is not None}
     if in_use not in scored or len(scored) < 2:
-        return Signal(probe="template_fit", status=Status.SKIP, reason="References could not be scored under several templates.")
+        return Signal(probe=ProbeName.TEMPLATE_FIT, status=Status.SKIP, reason="References could not be scored under several templates.")
     best = max(scored, key=scored.get)
     margin = scored[best] - scored[in_use]
     ev = {"in_use": in_use, "best": best, "margin_nats_per_token": round(margin, 3),
           "loglik": {k: round(v, 3) for k, v in sorted(scored.items(), key=lambda kv: -kv[1])}}
     if best != in_use and margin > TEMPLATE_MARGIN:
-        return Signal(probe="template_fit", status=Status.FAIL, score=0.0, evidence=ev,
+        return Signal(probe=ProbeName.TEMPLATE_FIT, status=Status.FAIL, score=0.0, evidence=ev,
                       reason=f"The references are {margin:.1f} nats per token more likely after template '{best}''s answer "
                              f"cue than after the one in use ({in_use}): the checkpoint was probably trained with '{best}'; "
                              f"pass --template {best} or fix its chat template.")
-    return Signal(probe="template_fit", status=Status.PASS, score=1.0, evidence=ev,
+    return Signal(probe=ProbeName.TEMPLATE_FIT, status=Status.PASS, score=1.0, evidence=ev,
                   reason=f"The template in use ({in_use}) explains the references as well as any known template.")
 
 
@@ -223,12 +223,12 @@ def probe_likelihood(real: dict[str, float | None]) -> Signal:
     """Checkpoint level: how likely the correct references are under the real image at all."""
     vals = [v for v in real.values() if v is not None]
     if not vals:
-        return Signal(probe="likelihood", status=Status.SKIP, reason="No reference could be scored.")
+        return Signal(probe=ProbeName.LIKELIHOOD, status=Status.SKIP, reason="No reference could be scored.")
     mean = sum(vals) / len(vals)
     ev = {"references": len(vals), "mean_loglik_nats_per_token": round(mean, 3), "threshold": LIKELIHOOD_FAIL}
     if mean < LIKELIHOOD_FAIL:
-        return Signal(probe="likelihood", status=Status.FAIL, score=0.0, evidence=ev,
+        return Signal(probe=ProbeName.LIKELIHOOD, status=Status.FAIL, score=0.0, evidence=ev,
                       reason=f"The reference answers average {mean:.1f} nats per token (threshold {LIKELIHOOD_FAIL}): "
                              "the language model cannot predict even correct answers.")
-    return Signal(probe="likelihood", status=Status.PASS, score=1.0, evidence=ev,
+    return Signal(probe=ProbeName.LIKELIHOOD, status=Status.PASS, score=1.0, evidence=ev,
                   reason=f"The reference answers average {mean:.2f} nats per token under the real image.")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 import zlib
 
-from vibes_eval.records import Signal, Status
+from vibes_eval.judge import thresholds as th
+from vibes_eval.records import ProbeName, Signal, Status
 
 __all__ = ["loopiness"]
 
@@ -18,15 +19,6 @@ def _signal(probe: str, status: Status, score: float | None, reason: str, **evid
     return Signal(probe=probe, status=status, score=score, reason=reason, evidence=evidence)
 
 
-# n-gram shares are noise on a handful of words ("a red circle and a red square" repeats a bigram)
-_MIN_WORDS_FOR_NGRAMS = 8
-# share of 3-grams that repeat an earlier one: LLaVA-style descriptions measured 0.00-0.03, a tail
-# loop ("... The bus is red. The bus is red. The bus is red.") 0.4
-_NGRAM_WARN, _NGRAM_FAIL = 0.25, 0.4
-# raw / zlib-compressed length (Whisper calls > 2.4 repetitive); healthy answers measured 1.0-2.1,
-# rising slowly with length. zlib's fixed overhead makes short texts meaningless, hence the minimum.
-_MIN_CHARS_FOR_ZLIB = 100
-_ZLIB_BASE, _ZLIB_WARN, _ZLIB_FAIL = 1.5, 2.4, 3.0
 # the same word or punctuation n times in a row: "very very" is English, "the the the the" is not
 _WORD_RUN_WARN, _WORD_RUN_FAIL = 3, 4
 # the same character n times in a row ("!!!!!!" is fp16 overflow's signature). Digits never count
@@ -68,10 +60,10 @@ def loopiness(text: str) -> Signal:
         key=lambda r: (r[0] - 1) / (r[2][1] - 1),
         default=(0, "", _CHAR_RUNS["symbol"]),
     )
-    share3 = _repeated_share(words, 3) if len(words) >= _MIN_WORDS_FOR_NGRAMS else 0.0
-    share2 = _repeated_share(words, 2) if len(words) >= _MIN_WORDS_FOR_NGRAMS else 0.0
+    share3 = _repeated_share(words, 3) if len(words) >= th.MIN_WORDS_FOR_NGRAMS else 0.0
+    share2 = _repeated_share(words, 2) if len(words) >= th.MIN_WORDS_FOR_NGRAMS else 0.0
     raw = text.encode()
-    ratio = len(raw) / len(zlib.compress(raw, 9)) if len(raw) >= _MIN_CHARS_FOR_ZLIB else 0.0
+    ratio = len(raw) / len(zlib.compress(raw, 9)) if len(raw) >= th.MIN_CHARS_FOR_ZLIB else 0.0
     evidence: dict[str, float | int] = {
         "words": len(words),
         "chars": len(text),
@@ -83,9 +75,9 @@ def loopiness(text: str) -> Signal:
     }
     # (severity scaled so that 1.0 sits at the FAIL threshold, warn?, fail?, reason)
     findings = [
-        (share3 / _NGRAM_FAIL, share3 >= _NGRAM_WARN, share3 >= _NGRAM_FAIL,
+        (share3 / th.NGRAM_FAIL, share3 >= th.NGRAM_WARN, share3 >= th.NGRAM_FAIL,
          f"{share3:.0%} of the answer's 3-word sequences repeat an earlier one: {_LOOP_HINT}."),
-        ((ratio - _ZLIB_BASE) / (_ZLIB_FAIL - _ZLIB_BASE), ratio >= _ZLIB_WARN, ratio >= _ZLIB_FAIL,
+        ((ratio - th.ZLIB_BASE) / (th.ZLIB_FAIL - th.ZLIB_BASE), ratio >= th.ZLIB_WARN, ratio >= th.ZLIB_FAIL,
          f"The answer compresses {ratio:.1f}x with zlib (healthy text 1-2x): mostly repetition, {_LOOP_HINT}."),
         ((word_run - 1) / (_WORD_RUN_FAIL - 1), word_run >= _WORD_RUN_WARN, word_run >= _WORD_RUN_FAIL,
          f"{word!r} repeats {word_run} times in a row: {_LOOP_HINT}."),
@@ -95,8 +87,8 @@ def loopiness(text: str) -> Signal:
     _, warn, fail, reason = max(findings, key=lambda f: (f[2], f[1], f[0]))
     score = round(min(1.0, max(0.0, 1.0 - 0.5 * max(f[0] for f in findings))), 3)
     if fail:
-        return _signal("loops", Status.FAIL, score, reason, **evidence)
+        return _signal(ProbeName.LOOPS, Status.FAIL, score, reason, **evidence)
     if warn:
-        return _signal("loops", Status.WARN, score, f"Borderline: {reason[0].lower()}{reason[1:]}", **evidence)
+        return _signal(ProbeName.LOOPS, Status.WARN, score, f"Borderline: {reason[0].lower()}{reason[1:]}", **evidence)
     reason = "No loop: the repetition stays within what ordinary English has."
-    return _signal("loops", Status.PASS, score, reason, **evidence)
+    return _signal(ProbeName.LOOPS, Status.PASS, score, reason, **evidence)

@@ -1,7 +1,7 @@
 """Text probes: read one answer and say whether it looks like a healthy model's text.
 
-Every probe here is a pure function `(response, question, max_new_tokens) -> Signal`, so the
-runner can loop over `TEXT_PROBES` without knowing any of them. They catch the symptoms that
+Every probe here is a pure function `(response, question, max_new_tokens) -> Signal`,
+registered as an answer probe in `judge/registry.py`. They catch the symptoms that
 need no image at all: empty answers, decoding loops, answers that run to
 max_new_tokens, gibberish, chat-template role tags in the answer, and the question echoed back.
 
@@ -13,22 +13,20 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from difflib import SequenceMatcher
 from functools import wraps
-from types import MappingProxyType
 
+from vibes_eval.judge import thresholds as th
 from vibes_eval.probes.repetition import loopiness as _loopiness
-from vibes_eval.records import Response, Signal, Status
+from vibes_eval.records import ProbeName, Response, Signal, Status
 
 __all__ = [
-    "TEXT_PROBES",
     "TextProbe",
     "empty",
     "loops",
     "nonwords",
     "prompt_echo",
-    "run_text_probes",
     "runaway",
     "template_leak",
 ]
@@ -74,18 +72,18 @@ def empty(response: Response, question: str, max_new_tokens: int) -> Signal:
     if response.finish == "error":
         # a crash is never an empty answer: it is "could not evaluate", with the crash's own words
         reason = response.error or "Generation failed without an error message."
-        return _signal("empty", Status.ERROR, None, reason, new_tokens=response.new_tokens)
+        return _signal(ProbeName.EMPTY, Status.ERROR, None, reason, new_tokens=response.new_tokens)
     evidence = {"chars": len(response.text), "new_tokens": response.new_tokens}
     if response.text.strip():
         reason = f"The answer has {len(response.text.strip())} characters."
-        return _signal("empty", Status.PASS, 1.0, reason, **evidence)
+        return _signal(ProbeName.EMPTY, Status.PASS, 1.0, reason, **evidence)
     if response.new_tokens == 0:
         why = "the model ended at its first token; check the stop string and that the prompt ends where the "
         why += "template expects the answer to start."
     else:
         why = f"{response.new_tokens} new tokens decoded to nothing visible; check that the stop string and "
         why += "special-token skipping match the template."
-    return _signal("empty", Status.FAIL, 0.0, f"Empty answer: {why}", **evidence)
+    return _signal(ProbeName.EMPTY, Status.FAIL, 0.0, f"Empty answer: {why}", **evidence)
 
 
 # --- loops -------------------------------------------------------------------------------------
@@ -123,13 +121,13 @@ def runaway(response: Response, question: str, max_new_tokens: int) -> Signal:
         The `runaway` Signal.
     """
     if response.finish == "error":
-        return _signal("runaway", Status.SKIP, None, "Nothing to read: generation failed (see the 'empty' probe).")
+        return _signal(ProbeName.RUNAWAY, Status.SKIP, None, "Nothing to read: generation failed (see the 'empty' probe).")
     evidence: dict[str, float | int] = {"new_tokens": response.new_tokens, "max_new_tokens": max_new_tokens}
     # `finish` is the adapter's word for why it stopped; new_tokens is evidence only (a stop string
     # can end generation on exactly the last allowed token)
     if response.finish != "length":
         reason = f"Generation ended by itself after {response.new_tokens} of {max_new_tokens} new tokens."
-        return _signal("runaway", Status.PASS, 1.0, reason, **evidence)
+        return _signal(ProbeName.RUNAWAY, Status.PASS, 1.0, reason, **evidence)
     found = _loopiness(response.text)
     evidence.update(
         repeated_3gram_share=found.evidence["repeated_3gram_share"],
@@ -138,17 +136,14 @@ def runaway(response: Response, question: str, max_new_tokens: int) -> Signal:
     if found.status is Status.FAIL:
         reason = f"The answer loops until max_new_tokens={max_new_tokens}: the stop string or template "
         reason += "probably does not match the model, or fp16 overflowed."
-        return _signal("runaway", Status.FAIL, 0.0, reason, **evidence)
+        return _signal(ProbeName.RUNAWAY, Status.FAIL, 0.0, reason, **evidence)
     reason = f"The answer hit max_new_tokens={max_new_tokens} without an end-of-sequence token; "
     reason += "raise it or check the stop string."
-    return _signal("runaway", Status.WARN, 0.5, reason, **evidence)
+    return _signal(ProbeName.RUNAWAY, Status.WARN, 0.5, reason, **evidence)
 
 
 # --- nonwords ----------------------------------------------------------------------------------
 
-# a lexicon cannot know every name or brand, so one unknown word never fails an answer on its own
-_NONWORD_WARN, _NONWORD_FAIL = 0.25, 0.5
-_MIN_NONWORDS_TO_FAIL = 2
 _WORDISH = re.compile(r"\w+(?:['\u2019]\w+)*")  # "can't" with a straight or a curly apostrophe is one word
 _BPE_MARKER = re.compile("([\u0120\u010a\u0109])")
 
@@ -244,15 +239,15 @@ def nonwords(response: Response, question: str, max_new_tokens: int) -> Signal:
     known = _known_words()  # loaded on first use: most commands (compare, render) never read an answer
     if known is None:
         reason = "wordfreq is not installed; install it (pip install wordfreq) to check for non-words."
-        return _signal("nonwords", Status.SKIP, None, reason)
+        return _signal(ProbeName.NONWORDS, Status.SKIP, None, reason)
     words = _lexicon_words(response.text)
     if not words:
         if any(c.isalnum() for c in response.text):
             reason = "The answer is only numbers or single letters; nothing to look up."
-            return _signal("nonwords", Status.PASS, 1.0, reason, nonword_share=0.0, words=0, nonwords=0)
+            return _signal(ProbeName.NONWORDS, Status.PASS, 1.0, reason, nonword_share=0.0, words=0, nonwords=0)
         reason = "The answer has no letters or digits at all, only symbols: check the dtype (fp16 overflow) "
         reason += "and the template."
-        return _signal("nonwords", Status.FAIL, 0.0, reason, nonword_share=1.0, words=0, nonwords=0)
+        return _signal(ProbeName.NONWORDS, Status.FAIL, 0.0, reason, nonword_share=1.0, words=0, nonwords=0)
     unknown = [w for w in words if w.casefold() not in known]
     if unknown:  # the set is the fast path; wordfreq itself decides the rest (its own normalization)
         from wordfreq import zipf_frequency
@@ -262,14 +257,14 @@ def nonwords(response: Response, question: str, max_new_tokens: int) -> Signal:
     evidence = {"nonword_share": round(share, 3), "words": len(words), "nonwords": len(unknown)}
     examples = ", ".join(repr(w) for w in list(dict.fromkeys(unknown))[:3])
     counted = f"{len(unknown)} of {len(words)} words are not English words (e.g. {examples})"
-    if share >= _NONWORD_FAIL and len(unknown) >= _MIN_NONWORDS_TO_FAIL:
+    if share >= th.NONWORD_FAIL and len(unknown) >= th.MIN_NONWORDS_TO_FAIL:
         reason = f"{counted}: gibberish; check the LLM weights, the tokenizer and the dtype."
-        return _signal("nonwords", Status.FAIL, round(1 - share, 3), reason, **evidence)
-    if share >= _NONWORD_WARN:
+        return _signal(ProbeName.NONWORDS, Status.FAIL, round(1 - share, 3), reason, **evidence)
+    if share >= th.NONWORD_WARN:
         reason = f"{counted}; read the answer: names are fine, fragments are not."
-        return _signal("nonwords", Status.WARN, round(1 - share, 3), reason, **evidence)
+        return _signal(ProbeName.NONWORDS, Status.WARN, round(1 - share, 3), reason, **evidence)
     reason = f"{len(words) - len(unknown)} of {len(words)} words are English words."
-    return _signal("nonwords", Status.PASS, round(1 - share, 3), reason, **evidence)
+    return _signal(ProbeName.NONWORDS, Status.PASS, round(1 - share, 3), reason, **evidence)
 
 
 # --- template_leak -----------------------------------------------------------------------------
@@ -309,25 +304,17 @@ def template_leak(response: Response, question: str, max_new_tokens: int) -> Sig
     )
     if not hits:
         reason = "No chat-template role tags or special tokens in the answer."
-        return _signal("template_leak", Status.PASS, 1.0, reason, tags_found=0)
+        return _signal(ProbeName.TEMPLATE_LEAK, Status.PASS, 1.0, reason, tags_found=0)
     position, tag, kind = hits[0]
     more = len({h[1] for h in hits}) - 1
     also = f" (and {more} other tag{'s' if more > 1 else ''})" if more else ""
     reason = f"The answer contains the {kind} {tag!r}{also}: the chat template probably does not match "
     reason += "the one the model was trained with."
-    return _signal("template_leak", Status.FAIL, 0.0, reason, tags_found=len(hits), first_at_char=position)
+    return _signal(ProbeName.TEMPLATE_LEAK, Status.FAIL, 0.0, reason, tags_found=len(hits), first_at_char=position)
 
 
 # --- prompt_echo -------------------------------------------------------------------------------
 
-_ECHO_WARN, _ECHO_FAIL = 0.6, 0.8
-# below this many question words only an exact repeat counts ("Color?" -> "Color: red." is fine)
-_MIN_QUESTION_WORDS = 3
-# the whole question verbatim anywhere in the answer ("Sure. What color is the circle? Red.")
-_MIN_QUESTION_WORDS_CONTAINED = 4
-# partial echoes are judged on long questions only, from a share or this many leading words
-_MIN_QUESTION_WORDS_PARTIAL = 6
-_ECHO_WARN_LEADING_WORDS = 6
 _ECHO_WORD = re.compile(r"\w+(?:'\w+)*")
 
 
@@ -353,13 +340,13 @@ def prompt_echo(response: Response, question: str, max_new_tokens: int) -> Signa
     q, a = _echo_words(question), _echo_words(response.text)
     if not q or not a:
         reason = "No words to compare between the question and the answer."
-        return _signal("prompt_echo", Status.PASS, 1.0, reason)
+        return _signal(ProbeName.PROMPT_ECHO, Status.PASS, 1.0, reason)
     prefix = next((i for i, (x, y) in enumerate(zip(q, a, strict=False)) if x != y), min(len(q), len(a)))
     # a near-verbatim start ("What colour is the circle" to "What color is the circle?"); the first
     # word must match, so "Is the big circle red?" -> "The big circle is red." is no echo
     near = SequenceMatcher(None, a[: len(q)], q, autojunk=False).ratio() if a[0] == q[0] else 0.0
     run = SequenceMatcher(None, a, q, autojunk=False).find_longest_match(0, len(a), 0, len(q)).size
-    contained = run == len(q) >= _MIN_QUESTION_WORDS_CONTAINED
+    contained = run == len(q) >= th.MIN_QUESTION_WORDS_CONTAINED
     echo = 1.0 if a == q or contained else max(prefix / len(q), near)
     evidence = {
         "echo_share": round(echo, 3),
@@ -367,45 +354,13 @@ def prompt_echo(response: Response, question: str, max_new_tokens: int) -> Signa
         "question_words": len(q),
         "answer_words": len(a),
     }
-    if a == q or (len(q) >= _MIN_QUESTION_WORDS and echo >= _ECHO_FAIL):
+    if a == q or (len(q) >= th.MIN_QUESTION_WORDS and echo >= th.ECHO_FAIL):
         reason = "The answer repeats the question instead of answering it: the chat template probably does "
         reason += "not mark where the answer starts."
-        return _signal("prompt_echo", Status.FAIL, round(1 - echo, 3), reason, **evidence)
-    if len(q) >= _MIN_QUESTION_WORDS_PARTIAL and (echo >= _ECHO_WARN or prefix >= _ECHO_WARN_LEADING_WORDS):
+        return _signal(ProbeName.PROMPT_ECHO, Status.FAIL, round(1 - echo, 3), reason, **evidence)
+    if len(q) >= th.MIN_QUESTION_WORDS_PARTIAL and (echo >= th.ECHO_WARN or prefix >= th.ECHO_WARN_LEADING_WORDS):
         reason = f"The answer starts by echoing the question (first {prefix} of its {len(q)} words verbatim); "
         reason += "check that the chat template marks where the answer starts."
-        return _signal("prompt_echo", Status.WARN, round(1 - echo, 3), reason, **evidence)
+        return _signal(ProbeName.PROMPT_ECHO, Status.WARN, round(1 - echo, 3), reason, **evidence)
     reason = "The answer does not echo the question."
-    return _signal("prompt_echo", Status.PASS, round(1 - echo, 3), reason, **evidence)
-
-
-# --- the registry ------------------------------------------------------------------------------
-
-TEXT_PROBES: Mapping[str, TextProbe] = MappingProxyType(
-    {probe.__name__: probe for probe in (empty, loops, runaway, nonwords, template_leak, prompt_echo)}
-)
-"""Every text probe by name, in the order they run and are reported."""
-
-
-def run_text_probes(response: Response, question: str, max_new_tokens: int) -> list[Signal]:
-    """Run every probe in `TEXT_PROBES` on one answer.
-
-    A probe that raises becomes an ERROR signal naming the exception, so one bug in a probe
-    cannot hide the other findings.
-
-    Args:
-        response: The model's answer.
-        question: The question the model was asked.
-        max_new_tokens: The limit the request was generated with.
-
-    Returns:
-        One Signal per probe, in registry order.
-    """
-    signals = []
-    for name, probe in TEXT_PROBES.items():
-        try:
-            signals.append(probe(response, question, max_new_tokens))
-        except Exception as exc:  # reported as an ERROR signal, never swallowed
-            reason = f"The {name} probe crashed: {type(exc).__name__}: {exc}"
-            signals.append(_signal(name, Status.ERROR, None, reason))
-    return signals
+    return _signal(ProbeName.PROMPT_ECHO, Status.PASS, round(1 - echo, 3), reason, **evidence)

@@ -77,7 +77,7 @@ def build_bench(out: Path, *, seed: int = 0, new_tokens: int = 32, size: str = "
     import transformers
     from transformers import GenerationConfig, LlavaForConditionalGeneration
 
-    from vibes_eval.toy.factory import TOY_MARKER
+    from vibes_eval.resources import TOY_MARKER
 
     if size not in SIZES:
         raise ValueError(f"unknown bench size {size!r}; known: {', '.join(SIZES)}")

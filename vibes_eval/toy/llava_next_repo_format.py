@@ -103,7 +103,9 @@ def build_llava_next_repo(out: Path, variants: list[str], seed: int = 0, log=pri
 
     The toy was trained on the llava-1.5-hf conversation: run these with `--template llava-1.5-hf`.
     """
-    from vibes_eval.toy.factory import FACTORY_VERSION, TOY_MARKER, VARIANTS, build_zoo
+    from vibes_eval.resources import TOY_MARKER
+    from vibes_eval.toy.factory import build_zoo
+    from vibes_eval.toy.variants import FACTORY_VERSION, VARIANTS
 
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:

@@ -107,7 +107,7 @@ def write_llava_repo(hf_ckpt_dir: Path, out_dir: Path) -> dict[str, Path]:
     from safetensors.torch import save_file
     from transformers import AutoProcessor, CLIPVisionModel, LlamaConfig, LlamaForCausalLM, LlavaForConditionalGeneration
 
-    from vibes_eval.loaders.llava_repo import peft_quiet
+    from vibes_eval.adapters.llava_repo.model import peft_quiet
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
@@ -172,7 +172,9 @@ def build_llava_repo(out: Path, variants: list[str], seed: int = 0, log=print, b
     Returns:
         The zoo's build info, as factory.build returns it (held-out accuracy per variant).
     """
-    from vibes_eval.toy.factory import FACTORY_VERSION, TOY_MARKER, VARIANTS, build_zoo
+    from vibes_eval.resources import TOY_MARKER
+    from vibes_eval.toy.factory import build_zoo
+    from vibes_eval.toy.variants import FACTORY_VERSION, VARIANTS
 
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:

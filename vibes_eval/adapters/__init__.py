@@ -1,0 +1,1 @@
+"""Adapters: how vibes-eval talks to a checkpoint (the Adapter interface, detection, families, templates, loaders)."""

@@ -1,0 +1,1 @@
+"""The original LLaVA / LLaVA-NeXT repositories' on-disk format, converted in memory to transformers."""

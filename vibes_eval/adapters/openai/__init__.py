@@ -1,0 +1,1 @@
+"""A checkpoint behind an OpenAI-compatible server (vLLM, SGLang, `vibes-eval serve`)."""

@@ -1,0 +1,1 @@
+"""The `vibes-eval` command line: the parser and one module per command."""

@@ -1,0 +1,1 @@
+"""What a run leaves behind: atomic files, terminal, HTML, JUnit, Markdown summaries, comparisons, trends."""

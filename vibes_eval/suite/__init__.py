@@ -1,0 +1,1 @@
+"""What to ask: the suite schema, its bounded YAML reading, the bundled suites (package data)."""

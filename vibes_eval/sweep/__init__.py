@@ -1,0 +1,1 @@
+"""Many checkpoints: read-ahead, shards, one worker process per device."""
