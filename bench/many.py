@@ -16,7 +16,7 @@ subprocess timed end to end):
 Before every invocation the copies' pages are dropped from the page cache
 (posix_fadvise DONTNEED, after a sync), so each load reads the disk as a sweep over a training
 run's checkpoints would; `--warm` keeps them cached instead. Prints per count and mode the wall
-seconds, the ratio to sequential, the run_suite seconds the scorecards record (summed) and the
+seconds, the ratio to sequential, the evaluate seconds the scorecards record (summed) and the
 peak RSS of the run's own process (a devices run's workers are not in it); and whether every
 mode reached the same verdicts.
 
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                        "same_verdicts_and_answers": same}
                 rows.append(row)
                 print(f"  {k} checkpoint(s) {mode:>10}: {wall:6.2f} s ({row['ratio_to_sequential']:.2f}x sequential), "
-                      f"run_suite {row['run_suite_s']:.2f} s, peak RSS {row['peak_rss_mib']:.0f} MiB", flush=True)
+                      f"evaluate {row['run_suite_s']:.2f} s, peak RSS {row['peak_rss_mib']:.0f} MiB", flush=True)
             print(f"  {k} checkpoint(s): same verdicts and answers in every mode: {'yes' if same else 'NO'}", flush=True)
     print(f"(load average now {os.getloadavg()[0]:.1f}; cwd for the runs: {ROOT})")
     if args.json:

@@ -1,9 +1,9 @@
-"""Cost of a run against suite size: likelihood rows and run_suite time for 10 ... 160 toy prompts.
+"""Cost of a run against suite size: likelihood rows and evaluate time for 10 ... 160 toy prompts.
 
     python bench/scaling.py [--sizes 10 20 40 80 160] [--repeats 2] [--threads 1] [--full]
 
 Writes toy-world suites of N prompts (the 3/3/2/2 mix of suites/shapes.yaml: captioning, VQA,
-reasoning, refusal; one freshly drawn scene per prompt, exact answers) and runs `run_suite` of
+reasoning, refusal; one freshly drawn scene per prompt, exact answers) and runs `evaluate` of
 the healthy toy on each, counting the likelihood rows the adapter is asked to
 score and the generations. Prints rows and seconds per N and their growth against N = first
 size (each timed run on a freshly loaded adapter, so no cache carries over). cross_match
@@ -129,9 +129,9 @@ def main() -> None:
                 results.append({"plan": plan, "n": n, "rows": counted.rows, "generations": counted.generations, "seconds": best,
                                 "cross_match": f"{cm.status.value} {cm.score} p={cm.evidence.get('p_value')}"})
         grounding.CROSS_MATCH_K = k
-    table = Table(title=f"run_suite against suite size, healthy toy (cross_match K = {k}; load average {os.getloadavg()[0]:.1f})",
+    table = Table(title=f"evaluate against suite size, healthy toy (cross_match K = {k}; load average {os.getloadavg()[0]:.1f})",
                   title_justify="left")
-    columns = ("plan", "prompts N", "likelihood rows", "rows / first", "generations", "run_suite s", "s / first",
+    columns = ("plan", "prompts N", "likelihood rows", "rows / first", "generations", "evaluate s", "s / first",
                "N / first", "ms / prompt", "cross_match")
     for col in columns:
         table.add_column(col, justify="left" if col in ("plan", "cross_match") else "right")

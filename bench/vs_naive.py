@@ -7,7 +7,7 @@ end to end (interpreter start, imports, load, work, exit):
   A  the naive loop: AutoProcessor + AutoModelForImageTextToText (local_files_only), then for
      each prompt of the suite: processor, greedy `generate` with the suite's max_new_tokens, decode.
   B  `vibes-eval run CKPT --suite SUITE --out TMP --quiet`, every probe on.
-Prints both medians and B/A, plus each side's own split (A: load / loop, B: run_suite seconds
+Prints both medians and B/A, plus each side's own split (A: load / loop, B: evaluate seconds
 from the scorecard). Then one in-process profile of B: seconds per stage (describe, generate:
 answers and counterfactuals in one call, likelihoods, the rest), split into processor / vision tower / LLM time, the
 requests the runner issues, the work actually done (images encoded, tokens prefilled, tokens
@@ -155,12 +155,12 @@ def print_compare(name: str, c: dict) -> None:
         f"{c['prompts']}-prompt loop {c['median_a_loop_s']:.2f} s,"
         f" peak RSS {c['peak_rss_mib']['A']:.0f} MiB)"
     )
-    print(f"  B vibes-eval run  {m['B']:7.2f} s   (run_suite {c['median_b_run_suite_s']:.2f} s, peak RSS {c['peak_rss_mib']['B']:.0f} MiB)")
-    print(f"  B/A {c['ratio_b_over_a']:.2f}   work only (run_suite / loop): {c['median_b_run_suite_s'] / c['median_a_loop_s']:.2f}")
+    print(f"  B vibes-eval run  {m['B']:7.2f} s   (evaluate {c['median_b_run_suite_s']:.2f} s, peak RSS {c['peak_rss_mib']['B']:.0f} MiB)")
+    print(f"  B/A {c['ratio_b_over_a']:.2f}   work only (evaluate / loop): {c['median_b_run_suite_s'] / c['median_a_loop_s']:.2f}")
 
 
 def print_profile(p: dict) -> None:
-    print(f"  where B's time goes (one in-process run_suite, {p['device']}, {p['dtype']}; load {p['load_s']:.2f} s):")
+    print(f"  where B's time goes (one in-process evaluate, {p['device']}, {p['dtype']}; load {p['load_s']:.2f} s):")
     cols = ("seconds", "processor", "vision", "llm", "requests", "images", "prefill_tok", "decode_tok", "forwards")
     print(f"    {'stage':16}" + "".join(f"{c:>12}" for c in cols))
     for st in p["stages"]:
@@ -356,7 +356,7 @@ def profile(ckpt: str, suite_path: str) -> None:
     total = time.perf_counter() - t1
     stages = [meter.rows[s] for s in ("describe", "generate", "likelihoods") if s in meter.rows]
     rest = {"stage": "probes+verdict", "seconds": total - sum(s["seconds"] for s in stages)}
-    tot = {"stage": "total run_suite", "seconds": total}
+    tot = {"stage": "total evaluate", "seconds": total}
     for k in ("processor", "vision", "llm", "requests", "images", "prefill_tok", "decode_tok", "forwards"):
         tot[k] = sum(s[k] for s in stages)
 

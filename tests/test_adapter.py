@@ -253,7 +253,7 @@ def test_a_new_checkpoint_probe_is_one_registration(shapes, monkeypatch):
     assert "blank_gap" not in {s.probe for s in ungrounded.signals}
 
 
-def test_a_crashing_checkpoint_probe_is_an_error_signal_not_a_failed_evaluation(shapes, monkeypatch):
+def test_a_crashing_checkpoint_probe_is_an_error_signal_and_the_checkpoint_is_not_judged(shapes, monkeypatch):
     from vibes_eval.judge import registry
     from vibes_eval.judge.evidence import Need
 
@@ -267,6 +267,9 @@ def test_a_crashing_checkpoint_probe_is_an_error_signal_not_a_failed_evaluation(
     crashed = [s for s in sc.signals if s.probe == "exploding"]
     assert [(s.status, s.reason) for s in crashed] == [(Status.ERROR, "The exploding probe crashed: ZeroDivisionError: division by zero")]
     assert sc.prompts and {s.probe for s in sc.signals} >= {"image_gain", "cross_match"}  # the others still ran
+    # as a crashed answer probe makes its prompt ERROR, a crashed checkpoint probe leaves the checkpoint unjudged: exit 3
+    assert (sc.verdict.status, sc.verdict.exit_code) == (Status.ERROR, 3)
+    assert "could not be judged: The exploding probe crashed" in sc.verdict.summary[-1]
 
 
 def test_whatever_a_loader_raises_is_one_checkpoint_error_line(toy_loader, monkeypatch):

@@ -94,10 +94,33 @@ def test_run_options_and_the_adapter_spec_share_every_loader_field():
     from vibes_eval.adapters.base import AdapterSpec
     from vibes_eval.options import LOADER_FIELDS, RunOptions
 
-    spec_fields = {f.name for f in dataclasses.fields(AdapterSpec)} - {"checkpoint", "options", "prefix_cache"}
+    spec_fields = {f.name for f in dataclasses.fields(AdapterSpec)} - {"checkpoint", "options"}
     assert set(LOADER_FIELDS) == spec_fields
     assert set(LOADER_FIELDS) <= {f.name for f in dataclasses.fields(RunOptions)}
     spec = RunOptions(device="cpu", template="vicuna_v1", batch_size=4).spec(None)
     assert (spec.device, spec.template, spec.batch_size, spec.checkpoint) == ("cpu", "vicuna_v1", 4, None)
     with pytest.raises(TypeError, match="unknown option 'devise'"):
         RunOptions().replace(devise="cpu")
+
+
+def test_run_options_convert_and_check_values_as_the_flags_do():
+    from pathlib import Path
+
+    from vibes_eval.options import RunOptions
+
+    opts = RunOptions(batch_size="4", timeout="2.5", suite="shapes", max_fail=0)
+    assert (opts.batch_size, opts.timeout, opts.suite, opts.max_fail) == (4, 2.5, Path("shapes"), 0)
+    for bad, match in ((dict(batch_size=0), "batch_size: must be at least 1"), (dict(dtype="fp8"), "dtype: 'fp8' is not one of"),
+                       (dict(concurrency=True), "concurrency: expected a whole number, got True"),
+                       (dict(max_warn="many"), "max_warn: expected a whole number")):
+        with pytest.raises(UsageError, match=match):
+            RunOptions(**bad)
+    with pytest.raises(TypeError, match="options must be a RunOptions, not dict"):
+        evaluate("ckpt/", options={"device": "cpu"})
+
+
+def test_prefix_cache_is_an_option_as_before(shapes):
+    from vibes_eval.adapters.base import AdapterSpec
+
+    with pytest.raises(TypeError, match=r"loader options \(prefix_cache\) go into the AdapterSpec itself"):
+        evaluate(AdapterSpec(checkpoint=None), shapes, prefix_cache=False)

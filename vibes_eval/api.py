@@ -77,11 +77,11 @@ def load_run_baseline(options: RunOptions, suite: Suite | None = None) -> Baseli
     Raises:
         BaselineError (exit 2): unreadable, or run on another suite without `baseline_any_suite`.
     """
-    if options.baseline is None:
+    if options.baseline is None and options.baseline_card is None:
         return None
     from vibes_eval.judge.baseline import check_suite, load_baseline
 
-    card, file = load_baseline(options.baseline)
+    card, file = options.baseline_card or load_baseline(options.baseline)
     if suite is not None:
         check_suite(card, file, suite.sha256, options.baseline_any_suite)
     return card, file
@@ -157,11 +157,13 @@ def _against(sc: Scorecard, baseline: Baseline | None) -> Scorecard:
 def _options(target, options: RunOptions | None, fields: dict[str, Any]) -> RunOptions:
     """`options` with `fields` applied; loader fields given by name next to an AdapterSpec (which holds its own),
     or anywhere next to an open Adapter (nothing is opened), are a TypeError."""
+    if options is not None and not isinstance(options, RunOptions):
+        raise TypeError(f"evaluate: options must be a RunOptions, not {type(options).__name__}")
     given_options = options or RunOptions()
     options = given_options.replace(**fields) if fields else given_options
     if isinstance(target, (AdapterSpec, Adapter)):
-        named = options if isinstance(target, Adapter) else RunOptions().replace(**fields)
-        given = [k for k in LOADER_FIELDS if getattr(named, k) is not None]
+        named, default = (options if isinstance(target, Adapter) else RunOptions().replace(**fields)), RunOptions()
+        given = [k for k in LOADER_FIELDS if getattr(named, k) != getattr(default, k)]
         if given:
             what = "go into the AdapterSpec itself" if isinstance(target, AdapterSpec) else "need a checkpoint, not an open Adapter"
             raise TypeError(f"evaluate: loader options ({', '.join(given)}) {what}")

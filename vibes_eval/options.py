@@ -18,10 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LOADER_FIELDS", "RunOptions"]
+__all__ = ["DTYPES", "LOADER_FIELDS", "RunOptions"]
+
+DTYPES = ("float32", "bfloat16", "float16")
+"""The dtypes a checkpoint can be loaded in (`--dtype`)."""
 
 LOADER_FIELDS = ("adapter", "device", "dtype", "template", "batch_size", "base", "vision_tower", "base_url", "model",
-                 "concurrency", "timeout")
+                 "concurrency", "timeout", "prefix_cache")
 """The fields that go into the AdapterSpec (how to open the checkpoint or reach the server)."""
 
 
@@ -41,6 +44,9 @@ class RunOptions:
     baseline: Path | None = None
     """An earlier report folder or scorecard.json: a lost prompt or a fallen signal fails the gate (regression)."""
     baseline_any_suite: bool = False
+    baseline_card: Any = None
+    """The baseline already loaded, (Scorecard, file): a command or callback reads it once and every checkpoint
+    it judges is compared with that same report (not re-read, so a report the sweep writes cannot become it)."""
     # how to open the checkpoint (AdapterSpec fields)
     adapter: str | None = None
     device: str | None = None
@@ -53,6 +59,8 @@ class RunOptions:
     model: str | None = None
     concurrency: int | None = None
     timeout: float | None = None
+    prefix_cache: bool = True
+    """Share image prefixes across requests (HF loaders); False: every request encodes its image again."""
     # where the results go
     out: Path | None = None
     junit: Path | None = None
@@ -64,6 +72,26 @@ class RunOptions:
     devices: str | None = None
     shard: str | None = None
     prefetch: bool = True
+
+    def __post_init__(self) -> None:
+        """Values as the flags would have parsed them (`batch_size="4"` is 4), or one UsageError naming the option."""
+        from vibes_eval.errors import UsageError
+
+        for name, kind in _TYPES.items():
+            value = getattr(self, name)
+            if value is None or isinstance(value, kind) and not isinstance(value, bool):
+                continue
+            try:
+                if isinstance(value, bool) or (kind is not Path and not isinstance(value, (str, int, float))):
+                    raise TypeError
+                object.__setattr__(self, name, kind(value))
+            except (TypeError, ValueError):
+                raise UsageError(f"{name}: expected {_WORDS[kind]}, got {value!r}") from None
+        if self.dtype is not None and self.dtype not in DTYPES:
+            raise UsageError(f"dtype: {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        for name in ("batch_size", "concurrency"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise UsageError(f"{name}: must be at least 1, got {getattr(self, name)}")
 
     def replace(self, **changes: Any) -> RunOptions:
         """A copy with `changes`; a TypeError names a field that does not exist."""
@@ -94,3 +122,8 @@ class RunOptions:
         if "no_prefetch" in ns:
             values["prefetch"] = not ns["no_prefetch"]
         return cls(**values)
+
+
+_TYPES = {"max_fail": int, "max_warn": int, "batch_size": int, "concurrency": int, "timeout": float, "suite": Path,
+          "baseline": Path, "base": Path, "vision_tower": Path, "out": Path, "junit": Path, "summary_md": Path}
+_WORDS = {int: "a whole number", float: "a number", Path: "a path"}

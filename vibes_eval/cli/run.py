@@ -209,7 +209,8 @@ def run_checkpoints(checkpoints: list[Path], options: RunOptions) -> int:
     """
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     options = options.replace(run_id=options.run_id or new_run_id())  # one id in every file this command writes
-    load_run_baseline(options)  # an unreadable baseline is exit 2 before anything loads
+    # read once (exit 2 before anything loads): every checkpoint is compared with this report, even one the sweep rewrites
+    options = options.replace(baseline_card=load_run_baseline(options))
     if options.remote:
         _remote_usage(checkpoints, options)
         if options.suite is None:  # a toy behind `vibes-eval serve` is asked the shapes suite, as it would be in-process

@@ -131,9 +131,11 @@ class Watcher:
 
 def _run_evaluator(options: RunOptions) -> Callable[[Path, Path], int]:
     """evaluate(ckpt, out): what `vibes-eval run CKPT --out OUT --quiet` does, with watch's options."""
+    from vibes_eval.api import load_run_baseline
     from vibes_eval.cli.run import run_one
 
     options = options.replace(quiet=True)
+    options = options.replace(baseline_card=load_run_baseline(options))  # read once: a bad one is exit 2 before the first step
 
     def evaluate(ckpt: Path, out: Path) -> int:
         return run_one(ckpt, options, out)

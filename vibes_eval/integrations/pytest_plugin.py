@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from vibes_eval.errors import EXIT_USAGE, VibesUsageError
+from vibes_eval.errors import EXIT_USAGE, UsageError, VibesUsageError
 
-_PATHS = ("suite", "baseline", "base", "vision_tower", "junit", "summary_md")
+_NOT_FOR_ONE = {"devices", "shard", "prefetch", "run_id", "quiet", "out", "baseline_card"}
+"""RunOptions fields `vibes.run` refuses: a sweep's, the command's own, or `out=` given apart."""
 
 __all__ = ["Card", "Vibes", "VibesUsageError", "vibes"]
 
@@ -76,9 +77,12 @@ class Vibes:
         from vibes_eval.options import RunOptions
         from vibes_eval.records import load_scorecard
 
-        try:
-            opts = RunOptions(quiet=True).replace(**{k: Path(v) if k in _PATHS and v is not None else v for k, v in options.items()})
-        except TypeError as e:
+        refused = sorted(set(options) & _NOT_FOR_ONE)
+        if refused:
+            raise VibesUsageError(f"vibes.run: {refused[0]!r} is an option of a sweep or a command, not of one checkpoint")
+        try:  # values are converted and checked as `run`'s flags would be (batch_size="4" is 4; a bad dtype is refused)
+            opts = RunOptions(quiet=True).replace(**options)
+        except (TypeError, UsageError) as e:
             raise VibesUsageError(f"vibes.run: {e}") from None
         self._n += 1
         report = Path(out) if out else self.reports / f"{self._n}-{Path(checkpoint).name or 'checkpoint'}"

@@ -91,6 +91,7 @@ class VibesCallback(TrainerCallback):
         self.options = RunOptions(baseline=None if baseline is None else Path(baseline), baseline_any_suite=baseline_any_suite,
                                   template=template, batch_size=batch_size, grounding=grounding)
         self.baseline = load_run_baseline(self.options, self.suite)  # a bad one is an error now, not at the first check
+        self.options = self.options.replace(baseline_card=self.baseline)  # every check is judged against this one read
         self.processor, self.every, self.stop_on, self.out = processor, every, stop_on, Path(out) if out else None
         self.template, self.batch_size, self.grounding = template, batch_size, grounding
         self.trainer = trainer

@@ -45,7 +45,8 @@ class Probe:
             out = self.run(*args)
             return [out] if isinstance(out, Signal) else list(out)
         except Exception as exc:  # reported as an ERROR signal, never swallowed
-            return [Signal(probe=self.name, status=Status.ERROR, reason=f"The {self.name} probe crashed: {one_line(exc)}")]
+            return [Signal(probe=self.name, status=Status.ERROR, reason=f"The {self.name} probe crashed: {one_line(exc)}",
+                           evidence={"crashed": type(exc).__name__})]
 
 
 PROBES: dict[str, Probe] = {}

@@ -112,8 +112,12 @@ def _gate(f: _Findings, prompts: list[PromptResult], errors: list[str], gate) ->
     n_fail = sum(p.status == Status.FAIL for p in prompts)
     n_warn = sum(p.status == Status.WARN for p in prompts)
     n_err = sum(p.status == Status.ERROR for p in prompts)
+    crashed = [s for s in f.sig.values() if s.status == Status.ERROR and "crashed" in s.evidence]
     if n_err:
         f.summary.append(f"{n_err} prompts could not be evaluated: {errors[0] if errors else 'see the prompts'}")
+    if crashed:  # an answer probe's crash makes its prompt ERROR; a checkpoint probe's, the checkpoint
+        f.summary.append(f"The checkpoint could not be judged: {crashed[0].reason}")
+    if n_err or crashed:
         return Verdict(status=Status.ERROR, diagnoses=f.diagnoses, summary=f.summary, exit_code=EXIT_EVAL)
     gating = [d for d in f.diagnoses if d in gate.fail_on]
     gate_failed = bool(gating) or n_fail > gate.max_fail or n_warn > gate.max_warn

@@ -2,7 +2,7 @@
 
 Rows come from vibes_eval.report.compare; the page shares the scorecard report's jinja environment
 (autoescape, URL-free and bidi-isolating finalize). Thumbnails are embedded only from inside a
-report's own folder or its recorded suite's folder (render/thumbs.safe_thumbnail).
+report's own folder or its recorded suite's folder (report/thumbs.safe_thumbnail).
 """
 
 from __future__ import annotations

@@ -403,7 +403,8 @@ def suggested_suite(base_url: str, model: str, timeout: float | None = None) -> 
     from vibes_eval.resources import BUNDLED_SUITES
 
     try:
-        probe = OpenAIAdapter(base_url, model, timeout=min(timeout or DEFAULT_TIMEOUT, 10.0), tries=1)
+        probe = OpenAIAdapter(base_url, model, timeout=min(timeout or DEFAULT_TIMEOUT, 10.0), tries=1,
+                              scoring=False)  # the models list only: the run's own adapter asks about scoring
     except (UsageError, CheckpointError):
         return None
     name = (probe.server_info or {}).get("suite")
