@@ -110,10 +110,12 @@ class Adapter(ABC):
         """Raise UsageError for options this loader cannot honour (called before `open`)."""
         from vibes_eval.errors import UsageError
 
-        if spec.base is not None or spec.vision_tower is not None:
+        peft = detection is not None and detection.peft is not None  # a PEFT adapter takes --base: the model it applies to
+        if (spec.base is not None and not peft) or spec.vision_tower is not None:
             what = spec.checkpoint if spec.checkpoint is not None else "this adapter"
             profile = detection.profile.name if detection is not None else cls.loader
-            raise UsageError(f"--base/--vision-tower: only for original LLaVA repo checkpoints; {what} is {profile}")
+            raise UsageError(f"--base/--vision-tower: only for original LLaVA repo checkpoints (and --base for PEFT adapters); "
+                             f"{what} is {profile}")
 
     @classmethod
     @abstractmethod
