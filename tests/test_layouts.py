@@ -47,6 +47,8 @@ def test_peft_healthy_adapter_merges_into_its_base_and_passes(peft_dir, tmp_path
     assert fp["peft"]["base"] == str(peft_dir["base"].resolve()) and fp["peft"]["projector_saved"] is True
     assert fp["peft"]["modules_to_save"] == ["multi_modal_projector"] and fp["peft"]["merged"] is True
     assert set(fp["weights"]) == {"base/model.safetensors", "adapter/adapter_model.safetensors"}
+    assert fp["visual_tokens"] == 16 and fp["visual_token_budget"].startswith("llava: 16 tokens")
+    assert main(["budget", str(peft_dir["healthy"])]) == 0
     assert all(v.startswith("sha256:") for v in fp["weights"].values())
 
 
