@@ -60,8 +60,9 @@ def add_run_parser(subparsers):
     run.add_argument(
         "--base",
         type=Path,
-        metavar="LLM_DIR",
-        help="the LLM a stage-1 (mm_projector.bin) or LoRA output of the original LLaVA repo was trained from",
+        metavar="DIR",
+        help="the model a PEFT adapter applies to (default: its base_model_name_or_path, when a local folder), or the LLM a "
+        "stage-1 (mm_projector.bin) or LoRA output of the original LLaVA repo was trained from",
     )
     run.add_argument(
         "--vision-tower",
