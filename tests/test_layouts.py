@@ -333,3 +333,50 @@ def test_mpt_template_is_the_original_conv_mpt():
         "<|im_start|>system\nA conversation between a user and an LLM-based AI assistant. The assistant gives helpful and "
         "honest answers.<|im_end|><|im_start|>user\n<image>\nQ<|im_end|><|im_start|>assistant\n")
     assert answer_cue("mpt") == answer_cue("chatml_direct")  # the template-fit rows are unchanged by it
+
+
+# -- --trust-remote-code ----------------------------------------------------------------------------
+
+_REMOTE = '''"""A derivative with its own class (as TinyLLaVA, Bunny and MobileVLM ship theirs)."""
+from transformers import LlavaForConditionalGeneration
+
+
+class ToyRemoteLlava(LlavaForConditionalGeneration):
+    pass
+'''
+
+
+def test_remote_code_is_refused_without_the_flag_and_runs_with_it(zoo_dir, tmp_path, capsys):
+    import hashlib
+
+    ckpt = tmp_path / "remote"
+    shutil.copytree(zoo_dir / "healthy", ckpt)
+    (ckpt / "modeling_toy_remote.py").write_text(_REMOTE)
+    # saved under the class's own parameter names (transformers' legacy-name conversion is keyed by class name)
+    from safetensors.torch import save_file
+    from transformers import LlavaForConditionalGeneration
+
+    model = LlavaForConditionalGeneration.from_pretrained(zoo_dir / "healthy")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, ckpt / "model.safetensors", metadata={"format": "pt"})
+    cfg = json.loads((ckpt / "config.json").read_text())
+    cfg.update(architectures=["ToyRemoteLlava"], auto_map={"AutoModelForImageTextToText": "modeling_toy_remote.ToyRemoteLlava"})
+    (ckpt / "config.json").write_text(json.dumps(cfg))
+    capsys.readouterr()  # the load's progress bar
+    assert _run(ckpt, tmp_path / "no") == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ToyRemoteLlava comes with its own code (auto_map); pass --trust-remote-code" in err[0]
+    assert _run(ckpt, tmp_path / "yes", "--trust-remote-code") == 0
+    assert "running the folder's own code (--trust-remote-code): modeling_toy_remote.py" in capsys.readouterr().err
+    fp = _scorecard(tmp_path / "yes")["fingerprint"]
+    want = "sha256:" + hashlib.sha256(_REMOTE.encode()).hexdigest()
+    assert fp["profile"] == "remote-code" and fp["remote_code"] == {"modeling_toy_remote.py": want}
+    assert fp["architecture"] == "ToyRemoteLlava" and fp["missing_keys"] == []
+
+
+def test_remote_code_from_another_repository_is_refused(zoo_dir, tmp_path):
+    from vibes_eval.adapters.remote_code import remote_class
+
+    with pytest.raises(CheckpointError, match="lives in another repository; vibes-eval downloads nothing"):
+        remote_class(tmp_path, {"auto_map": {"AutoModelForCausalLM": "someone/repo--modeling_x.X"}})
+    with pytest.raises(CheckpointError, match=r"modeling_x.py is not in the folder"):
+        remote_class(tmp_path, {"auto_map": {"AutoModelForCausalLM": "modeling_x.X"}})

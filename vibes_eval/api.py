@@ -161,7 +161,7 @@ def _options(target, options: RunOptions | None, fields: dict[str, Any]) -> RunO
     options = given_options.replace(**fields) if fields else given_options
     if isinstance(target, (AdapterSpec, Adapter)):
         named = options if isinstance(target, Adapter) else RunOptions().replace(**fields)
-        given = [k for k in LOADER_FIELDS if getattr(named, k) is not None]
+        given = [k for k in LOADER_FIELDS if getattr(named, k) not in (None, False)]  # False: a flag left off
         if given:
             what = "go into the AdapterSpec itself" if isinstance(target, AdapterSpec) else "need a checkpoint, not an open Adapter"
             raise TypeError(f"evaluate: loader options ({', '.join(given)}) {what}")

@@ -21,7 +21,7 @@ from typing import Any
 __all__ = ["LOADER_FIELDS", "RunOptions"]
 
 LOADER_FIELDS = ("adapter", "device", "dtype", "template", "batch_size", "base", "vision_tower", "base_url", "model",
-                 "concurrency", "timeout")
+                 "concurrency", "timeout", "trust_remote_code")
 """The fields that go into the AdapterSpec (how to open the checkpoint or reach the server)."""
 
 
@@ -53,6 +53,8 @@ class RunOptions:
     model: str | None = None
     concurrency: int | None = None
     timeout: float | None = None
+    trust_remote_code: bool = False
+    """Run the checkpoint folder's own modeling code (auto_map; never downloaded): `--trust-remote-code`."""
     # where the results go
     out: Path | None = None
     junit: Path | None = None

@@ -143,13 +143,16 @@ def _peft_adapter(ckpt: Path, base: Path | None) -> PeftAdapter | None:
     return find_adapter(ckpt, base)
 
 
-def detect_checkpoint(ckpt: Path, adapter: str | None = None, base: Path | None = None) -> Detection:
+def detect_checkpoint(ckpt: Path, adapter: str | None = None, base: Path | None = None, *,
+                      trust_remote_code: bool = False) -> Detection:
     """The profile for `ckpt` and its config: `adapter` (a profile name or a YAML file) if given, else by config.json.
 
     Layouts that cannot load as they are (a ZeRO or FSDP folder without consolidated weights, a
     weight file of 0-element tensors, a quantized checkpoint whose package is missing) are refused
     first, in one line (adapters/layouts.py). A PEFT adapter folder is detected by its base's
-    config.json: `base` (--base), else its adapter_config.json's base_model_name_or_path.
+    config.json: `base` (--base), else its adapter_config.json's base_model_name_or_path. A folder
+    with its own code (config.json `auto_map`) is served by the `remote-code` profile only with
+    `trust_remote_code`.
 
     Raises:
         CheckpointError: not a LLaVA-family checkpoint, or one whose format has no loader yet.
@@ -182,7 +185,12 @@ def detect_checkpoint(ckpt: Path, adapter: str | None = None, base: Path | None 
     for p in known.values():
         if arch in p.architectures:
             return Detection(ckpt, p, cfg, peft)
+    if isinstance(cfg.get("auto_map"), dict) and trust_remote_code and "remote-code" in known:
+        return Detection(ckpt, known["remote-code"], cfg, peft)
     served = sorted({a for p in known.values() for a in p.architectures})
+    if isinstance(cfg.get("auto_map"), dict):
+        raise CheckpointError(f"{model_dir / 'config.json'}: architectures: {arch or 'missing'} comes with its own code "
+                              "(auto_map); pass --trust-remote-code to run the folder's code files")
     raise CheckpointError(
         f"{model_dir / 'config.json'}: architectures: {arch or 'missing'} (model_type {cfg.get('model_type', '?')}) "
         f"is not a LLaVA-family model; known: {', '.join(served)}"

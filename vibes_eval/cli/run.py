@@ -70,6 +70,9 @@ def add_run_parser(subparsers):
         metavar="DIR",
         help="a local CLIP vision tower for an original LLaVA repo checkpoint (default: its mm_vision_tower, if a local folder)",
     )
+    run.add_argument("--trust-remote-code", action="store_true",
+                     help="run the checkpoint folder's own modeling code (config.json auto_map; never downloaded; "
+                     "its files' sha256 go in the fingerprint)")
     run.add_argument("--template", help="conversation template to ask with (overrides the checkpoint's); see --list-templates")
     run.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda when present)")
     run.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="default: bfloat16 on GPU, float32 on CPU")

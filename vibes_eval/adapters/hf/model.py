@@ -101,7 +101,7 @@ class HFAdapter(Adapter):
         return cls(spec.checkpoint, profile, device=spec.device, dtype=spec.dtype, template=spec.template,
                    batch_size=spec.batch_size, prefix_cache=spec.prefix_cache,
                    config=detection.config if detection is not None else None,
-                   peft=detection.peft if detection is not None else None)
+                   peft=detection.peft if detection is not None else None, trust_remote_code=spec.trust_remote_code)
 
     def __init__(
         self,
@@ -115,10 +115,12 @@ class HFAdapter(Adapter):
         prefix_cache: bool = True,
         config: dict | None = None,
         peft=None,
+        trust_remote_code: bool = False,
     ):
         """Load `ckpt` with `profile`; `config` is its config.json when detection already read it.
 
         `peft` (adapters.peft_adapter.PeftAdapter): `ckpt` is an adapter, merged into its base in memory.
+        `trust_remote_code`: the class may come from the folder's own code (config.json auto_map).
         """
         import torch
         import transformers
@@ -131,6 +133,11 @@ class HFAdapter(Adapter):
         cfg = read_config(self.model_dir) if config is None else config
         arch = (cfg.get("architectures") or ["?"])[0]
         cls = getattr(transformers, arch, None)
+        self.remote_code = None
+        if cls is None and trust_remote_code:
+            from vibes_eval.adapters.remote_code import remote_class
+
+            cls, self.remote_code = remote_class(self.model_dir, cfg)
         if cls is None:
             raise CheckpointError(
                 f"{self.checkpoint / 'config.json'}: architectures: {arch} is unknown to transformers {transformers.__version__}"
@@ -140,7 +147,7 @@ class HFAdapter(Adapter):
         device, want, load_kw = load_kwargs(device, dtype or profile.dtype)
         if device.startswith("cuda"):  # one GPU: weights go straight from the file to it, not through the CPU
             load_kw.setdefault("device_map", device)
-        kwargs = {"local_files_only": True, "trust_remote_code": False, **load_kw}
+        kwargs = {"local_files_only": True, "trust_remote_code": self.remote_code is not None, **load_kw}
         # missing keys come from output_loading_info; the library's own warnings and progress bars
         # (e.g. "requires torchvision ... falling back to PIL") would only clutter the scorecard's terminal
         transformers.logging.set_verbosity_error()
@@ -158,6 +165,9 @@ class HFAdapter(Adapter):
             model, info = cls.from_pretrained(self.model_dir, output_loading_info=True, **kwargs)
         except (OSError, ValueError, RuntimeError, KeyError) as e:
             raise CheckpointError(f"{self.model_dir}: cannot load: {one_line(e)}") from None
+        if self.remote_code is not None and not callable(getattr(model, "generate", None)):
+            raise CheckpointError(f"{self.model_dir}: {arch} (its own code) has no generate(): vibes-eval needs the transformers "
+                                  "generate and processor conventions")
         if peft is not None:
             from vibes_eval.adapters.peft_merge import apply_adapter
 
@@ -383,6 +393,8 @@ class HFAdapter(Adapter):
         }
         if getattr(self, "peft", None) is not None:
             fp["peft"] = self.peft.describe()
+        if getattr(self, "remote_code", None) is not None:
+            fp["remote_code"] = self.remote_code
         fp["projector"] = self._projector_stats(sample_images or [])
         from vibes_eval.budget.checkpoint import budget_for_checkpoint
         from vibes_eval.errors import BudgetError
