@@ -24,7 +24,7 @@ DTYPES = ("float32", "bfloat16", "float16")
 """The dtypes a checkpoint can be loaded in (`--dtype`)."""
 
 LOADER_FIELDS = ("adapter", "device", "dtype", "template", "batch_size", "base", "vision_tower", "base_url", "model",
-                 "concurrency", "timeout", "prefix_cache")
+                 "concurrency", "timeout", "prefix_cache", "trust_remote_code")
 """The fields that go into the AdapterSpec (how to open the checkpoint or reach the server)."""
 
 
@@ -61,6 +61,8 @@ class RunOptions:
     timeout: float | None = None
     prefix_cache: bool = True
     """Share image prefixes across requests (HF loaders); False: every request encodes its image again."""
+    trust_remote_code: bool = False
+    """Run the checkpoint folder's own modeling code (auto_map; never downloaded): `--trust-remote-code`."""
     # where the results go
     out: Path | None = None
     junit: Path | None = None

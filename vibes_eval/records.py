@@ -55,6 +55,8 @@ class ProbeName(str, Enum):
     PROJECTOR_WEIGHTS = "projector_weights"
     PROJECTOR_NORM = "projector_norm"
     COLLAPSE = "collapse"
+    ADAPTER_PROJECTOR = "adapter_projector"
+    """A PEFT adapter without projector tensors (reported for adapters only)."""
     # checkpoint level: the collected answers and likelihoods
     LIKELIHOODS = "likelihoods"
     """Scoring itself failed (an error signal per failure)."""

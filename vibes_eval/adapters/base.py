@@ -62,6 +62,8 @@ class AdapterSpec:
     """llava_repo: the LLM a stage-1 or LoRA output was trained from."""
     vision_tower: Path | None = None
     """llava_repo: a local CLIP vision tower folder."""
+    trust_remote_code: bool = False
+    """hf: run the folder's own code files (config.json auto_map), never downloaded; hashed into the fingerprint."""
     base_url: str | None = None
     """openai: the server URL."""
     model: str | None = None
@@ -110,10 +112,14 @@ class Adapter(ABC):
         """Raise UsageError for options this loader cannot honour (called before `open`)."""
         from vibes_eval.errors import UsageError
 
-        if spec.base is not None or spec.vision_tower is not None:
+        if spec.trust_remote_code and cls.loader != "hf":
+            raise UsageError(f"--trust-remote-code: only for transformers-native checkpoints; {spec.label} is {cls.loader}")
+        peft = detection is not None and detection.peft is not None  # a PEFT adapter takes --base: the model it applies to
+        if (spec.base is not None and not peft) or spec.vision_tower is not None:
             what = spec.checkpoint if spec.checkpoint is not None else "this adapter"
             profile = detection.profile.name if detection is not None else cls.loader
-            raise UsageError(f"--base/--vision-tower: only for original LLaVA repo checkpoints; {what} is {profile}")
+            raise UsageError(f"--base/--vision-tower: only for original LLaVA repo checkpoints (and --base for PEFT adapters); "
+                             f"{what} is {profile}")
 
     @classmethod
     @abstractmethod

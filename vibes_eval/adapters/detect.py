@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from vibes_eval.adapters.families import FAMILIES, original_layout
+from vibes_eval.adapters.layouts import check_distributed, check_quantization
+from vibes_eval.adapters.peft_adapter import PeftAdapter, find_adapter
 from vibes_eval.adapters.registry import LOADERS
 from vibes_eval.adapters.sanity import read_config
 from vibes_eval.errors import CheckpointError, UsageError
@@ -107,7 +109,9 @@ class Detection:
     checkpoint: Path
     profile: Profile
     config: dict[str, Any]
-    """config.json as read once by detection; loaders take it from here."""
+    """config.json as read once by detection (a PEFT adapter's: its base's); loaders take it from here."""
+    peft: PeftAdapter | None = None
+    """The PEFT adapter when the folder is one (adapters/peft_adapter.py: its base resolved), else None."""
 
     @property
     def architecture(self) -> str | None:
@@ -130,8 +134,25 @@ def is_llava_repo(ckpt: Path, cfg: dict) -> bool:
     return original_layout(cfg, ckpt)
 
 
-def detect_checkpoint(ckpt: Path, adapter: str | None = None) -> Detection:
+def _peft_adapter(ckpt: Path, base: Path | None) -> PeftAdapter | None:
+    """The PEFT adapter in `ckpt`, unless the folder is the original LLaVA repo's LoRA layout (config.json with mm_* keys)."""
+    if not (ckpt / "adapter_config.json").is_file():
+        return None
+    if (ckpt / "config.json").is_file() and is_llava_repo(ckpt, read_config(ckpt)):
+        return None
+    return find_adapter(ckpt, base)
+
+
+def detect_checkpoint(ckpt: Path, adapter: str | None = None, base: Path | None = None, *,
+                      trust_remote_code: bool = False) -> Detection:
     """The profile for `ckpt` and its config: `adapter` (a profile name or a YAML file) if given, else by config.json.
+
+    Layouts that cannot load as they are (a ZeRO or FSDP folder without consolidated weights, a
+    weight file of 0-element tensors, a quantized checkpoint whose package is missing) are refused
+    first, in one line (adapters/layouts.py). A PEFT adapter folder is detected by its base's
+    config.json: `base` (--base), else its adapter_config.json's base_model_name_or_path. A folder
+    with its own code (config.json `auto_map`) is served by the `remote-code` profile only with
+    `trust_remote_code`.
 
     Raises:
         CheckpointError: not a LLaVA-family checkpoint, or one whose format has no loader yet.
@@ -139,25 +160,39 @@ def detect_checkpoint(ckpt: Path, adapter: str | None = None) -> Detection:
     """
     ckpt = Path(ckpt)
     known = profiles()
-    if adapter:
-        profile = resolve_profile(adapter, known)
-        return Detection(ckpt, profile, read_config(ckpt))
-    cfg = read_config(ckpt)
+    named = resolve_profile(adapter, known) if adapter else None  # a usage error before anything about the folder
+    check_distributed(ckpt)
+    peft = _peft_adapter(ckpt, base)
+    model_dir = peft.base if peft is not None else ckpt
+    if peft is not None:
+        check_distributed(model_dir)
+    cfg = read_config(model_dir)
+    check_quantization(cfg, model_dir / "config.json")
+    if named is not None:
+        return Detection(ckpt, named, cfg, peft)
     arch = (cfg.get("architectures") or [None])[0]
     # match on mm_* keys first: HF and original LLaVA both say model_type "llava"
-    if is_llava_repo(ckpt, cfg):
+    if is_llava_repo(model_dir, cfg):
         repo = [p for p in known.values() if p.loader == "llava_repo"]
         if not repo:
             raise CheckpointError(
                 f"{ckpt / 'config.json'}: the original LLaVA repo format, but no profile in adapters/ has loader llava_repo"
             )
+        if peft is not None:
+            raise CheckpointError(f"{model_dir}: the base of PEFT adapter {ckpt} is an original LLaVA repo checkpoint; "
+                                  "merge the adapter with that repo's scripts, or train it on a transformers-native base")
         return Detection(ckpt, repo[0], cfg)
     for p in known.values():
         if arch in p.architectures:
-            return Detection(ckpt, p, cfg)
+            return Detection(ckpt, p, cfg, peft)
+    if isinstance(cfg.get("auto_map"), dict) and trust_remote_code and "remote-code" in known:
+        return Detection(ckpt, known["remote-code"], cfg, peft)
     served = sorted({a for p in known.values() for a in p.architectures})
+    if isinstance(cfg.get("auto_map"), dict):
+        raise CheckpointError(f"{model_dir / 'config.json'}: architectures: {arch or 'missing'} comes with its own code "
+                              "(auto_map); pass --trust-remote-code to run the folder's code files")
     raise CheckpointError(
-        f"{ckpt / 'config.json'}: architectures: {arch or 'missing'} (model_type {cfg.get('model_type', '?')}) "
+        f"{model_dir / 'config.json'}: architectures: {arch or 'missing'} (model_type {cfg.get('model_type', '?')}) "
         f"is not a LLaVA-family model; known: {', '.join(served)}"
     )
 

@@ -86,6 +86,32 @@ FAMILIES: dict[str, Family] = {
             description="transformers-native LLaVA-OneVision (SigLIP tower, Qwen2 LLM)",
         ),
         Family(
+            name="vipllava",
+            model_type="vipllava",
+            architectures=("VipLlavaForConditionalGeneration",),
+            loader="hf",
+            template="llava_v0",  # llava-hf/vip-llava-*-hf: "...###Human: <image>\n{q}###Assistant:"
+            stop_strings=("###", "</s>"),
+            projector=_PROJECTOR,  # a layer norm over several tower layers' features, then the 2-layer MLP
+            prefix_path=False,
+            budget_family="llava",  # CLIP geometry, CLS dropped; the projector input is the layers' features concatenated
+            geometry="transformers",
+            description="transformers-native ViP-LLaVA (features of several CLIP layers, CLS dropped)",
+        ),
+        Family(
+            name="video-llava",
+            model_type="video_llava",
+            architectures=("VideoLlavaForConditionalGeneration",),
+            loader="hf",
+            template="llava-1.5-hf",  # LanguageBind/Video-LLaVA-7B-hf: "USER: <image>\n{q} ASSISTANT:"
+            stop_strings=("</s>", "USER:"),
+            projector=_PROJECTOR,
+            prefix_path=False,
+            budget_family="llava",  # its image tower: CLIP geometry, strategy default
+            geometry="transformers",
+            description="transformers-native Video-LLaVA on image prompts (pixel_values_images)",
+        ),
+        Family(
             name="llava-repo",
             model_type=None,
             architectures=("LlavaLlamaForCausalLM", "LlavaMistralForCausalLM"),

@@ -38,7 +38,7 @@ class Plan:
         if spec.checkpoint is None:  # a server: the profile must be named (or be the openai default)
             self.profile = resolve_profile(spec.adapter or "openai")
         else:
-            self.detection = detect_checkpoint(Path(spec.checkpoint), spec.adapter)
+            self.detection = detect_checkpoint(Path(spec.checkpoint), spec.adapter, spec.base, trust_remote_code=spec.trust_remote_code)
             self.profile = self.detection.profile
         self.cls = loader_class(self.profile.loader)
         if self.cls.needs_checkpoint and spec.checkpoint is None:

@@ -35,6 +35,11 @@ TEMPLATES: dict[str, str] = {
         "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n<image>\n{q}<|im_end|>\n<|im_start|>assistant\n"
     ),
     "plain": "<image>\n{q}\n",
+    # LLaVA-MPT (conv_mpt: SeparatorStyle.MPT, no newline after <|im_end|>); its cue after the image is chatml_direct's
+    "mpt": (
+        "<|im_start|>system\nA conversation between a user and an LLM-based AI assistant. The assistant gives helpful and "
+        "honest answers.<|im_end|><|im_start|>user\n<image>\n{q}<|im_end|><|im_start|>assistant\n"
+    ),
 }
 
 

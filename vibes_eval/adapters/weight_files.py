@@ -17,8 +17,8 @@ from pathlib import Path
 
 from vibes_eval.errors import CheckpointError
 
-__all__ = ["HASH_FULL_LIMIT", "cached_digest", "check_weights", "file_key", "hash_weights", "remember_digest", "trainer_state",
-           "weight_files"]
+__all__ = ["HASH_FULL_LIMIT", "cached_digest", "check_weights", "file_key", "hash_files", "hash_weights", "remember_digest",
+           "trainer_state", "weight_files"]
 
 HASH_FULL_LIMIT = 4 << 30  # weight files above this total are hashed by samples (size + head + tail)
 _WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
@@ -85,7 +85,12 @@ def check_weights(ckpt: Path) -> None:
 
 
 def hash_weights(ckpt: Path) -> dict[str, str]:
-    files = weight_files(ckpt)
+    """sha256 per weight file of `ckpt`, by file name (sampled above HASH_FULL_LIMIT in total)."""
+    return hash_files(weight_files(ckpt))
+
+
+def hash_files(files: list[Path]) -> dict[str, str]:
+    """sha256 per file in `files`, by file name (sampled above HASH_FULL_LIMIT in total)."""
     total = sum(f.stat().st_size for f in files)
     out = {}
     for f in files:

@@ -74,6 +74,17 @@ def _max_tiles(where: Path, name: str, value: str) -> int | None:
     return int(m.group(1))
 
 
+def _adapter_base(folder: Path) -> Path:
+    """The base model folder of the PEFT adapter in `folder` (its adapter_config.json), or BudgetError."""
+    from vibes_eval.adapters.peft_adapter import find_adapter
+    from vibes_eval.errors import CheckpointError
+
+    try:
+        return find_adapter(folder).base
+    except CheckpointError as e:
+        raise BudgetError(str(e)) from None
+
+
 def budget_for_checkpoint(path: str | Path) -> VisionSpec:
     """Read a checkpoint folder's metadata and return what decides its visual-token count.
 
@@ -90,6 +101,8 @@ def budget_for_checkpoint(path: str | Path) -> VisionSpec:
     folder = Path(path)
     if not folder.is_dir():
         raise BudgetError(f"{folder}: checkpoint folder not found")
+    if not (folder / "config.json").is_file() and (folder / "adapter_config.json").is_file():
+        folder = _adapter_base(folder)  # a PEFT adapter: the geometry is its base's
     cfg_path = folder / "config.json"
     cfg = _read_json(cfg_path)
     # the original format before model_type: HF and original LLaVA both say "llava" (families.original_layout)

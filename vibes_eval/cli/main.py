@@ -56,9 +56,12 @@ def _parser() -> argparse.ArgumentParser:
         help="a variant name, 'all' (default), or 'bench' (random weights, llava-1.5 geometry, for bench/); repeatable",
     )
     tb.add_argument("--seed", type=int, default=0)
-    tb.add_argument("--format", choices=["hf", "llava-repo", "llava-next-repo"], default="hf",
+    tb.add_argument("--format", choices=["hf", "llava-repo", "llava-next-repo", *_LAYOUT_FORMATS], default="hf",
                     help="hf: transformers-native folders; llava-repo: the original LLaVA repo's full/, stage1/, lora/, base/, "
-                    "vision_tower/; llava-next-repo: the LLaVA-NeXT repo's (LlavaQwenForCausalLM) pad/, anyres_max/, vision_tower/")
+                    "vision_tower/; llava-next-repo: the LLaVA-NeXT repo's (LlavaQwenForCausalLM) pad/, anyres_max/, vision_tower/; "
+                    "peft-lora: a LoRA run's output, peft-lora/{base,healthy,no-projector,hub-base}/; distributed: "
+                    "distributed/{zero3,zero3-empty,zero2,fsdp,empty-tensors}/ as DeepSpeed and FSDP leave them; "
+                    "vipllava: the toy as ViP-LLaVA, vipllava/{healthy,disconnected}/")
     toy_sub.add_parser("list", help="list the toy variants")
     return p
 
@@ -73,6 +76,8 @@ def _cmd_toy(args) -> int:
         return EXIT_OK
     if args.toy_command != "build":
         raise UsageError("toy: say `toy build OUT_DIR` or `toy list`")
+    if args.format in _LAYOUT_FORMATS:  # layouts of the healthy toy, not variants
+        return _toy_layouts(args)
     wanted = [v.replace("_", "-") for v in args.variant or ["all"]]  # image_blind as the diagnosis spells it: image-blind
     if "bench" in wanted:  # random weights, llava-1.5 geometry; not a zoo variant ("all" leaves it out)
         from vibes_eval.toy.bench import build_bench
@@ -100,6 +105,35 @@ def _cmd_toy(args) -> int:
         else:
             info = build(args.out, variants, seed=args.seed, log=bars.log, bars=bars)
     _print_zoo(info, variants, args.out)
+    return EXIT_OK
+
+
+_LAYOUT_FORMATS = ("peft-lora", "distributed", "vipllava")
+"""`toy build --format` values that write layouts of the healthy toy (issue 21), not the zoo's variants."""
+
+
+def _toy_layouts(args) -> int:
+    """`toy build OUT --format peft-lora|distributed|vipllava`: each folder written, one line each."""
+    from vibes_eval.toy.progress import Bars
+
+    if args.variant:
+        raise UsageError(f"--variant: --format {args.format} writes its own layouts of the healthy toy, not variants")
+    with Bars.rich() as bars:
+        kw = {"seed": args.seed, "log": bars.log, "bars": bars}
+        if args.format == "peft-lora":
+            from vibes_eval.toy.peft_format import build_peft
+
+            build_peft(args.out, **kw)
+        elif args.format == "distributed":
+            from vibes_eval.toy.distributed_format import build_distributed
+
+            build_distributed(args.out, **kw)
+        else:
+            from vibes_eval.toy.family_format import build_family
+
+            build_family(args.out, **kw)
+    for folder in sorted((args.out / args.format).iterdir()):
+        print(f"{args.format}: {folder}")
     return EXIT_OK
 
 

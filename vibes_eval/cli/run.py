@@ -60,8 +60,9 @@ def add_run_parser(subparsers):
     run.add_argument(
         "--base",
         type=Path,
-        metavar="LLM_DIR",
-        help="the LLM a stage-1 (mm_projector.bin) or LoRA output of the original LLaVA repo was trained from",
+        metavar="DIR",
+        help="the model a PEFT adapter applies to (default: its base_model_name_or_path, when a local folder), or the LLM a "
+        "stage-1 (mm_projector.bin) or LoRA output of the original LLaVA repo was trained from",
     )
     run.add_argument(
         "--vision-tower",
@@ -69,6 +70,9 @@ def add_run_parser(subparsers):
         metavar="DIR",
         help="a local CLIP vision tower for an original LLaVA repo checkpoint (default: its mm_vision_tower, if a local folder)",
     )
+    run.add_argument("--trust-remote-code", action="store_true",
+                     help="run the checkpoint folder's own modeling code (config.json auto_map; never downloaded; "
+                     "its files' sha256 go in the fingerprint)")
     run.add_argument("--template", help="conversation template to ask with (overrides the checkpoint's); see --list-templates")
     run.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda when present)")
     run.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="default: bfloat16 on GPU, float32 on CPU")

@@ -191,7 +191,9 @@ def add_watch_parsers(sub) -> None:
     w.add_argument("--settle", type=float, default=10.0, metavar="SECONDS",
                    help="a folder without trainer_state.json is complete once unchanged this long (default 10)")
     w.add_argument("--poll", type=float, default=5.0, metavar="SECONDS", help="how often to look (default 5)")
-    w.add_argument("--base", type=Path, metavar="LLM_DIR", help="the LLM stage-1 (mm_projector.bin) or LoRA checkpoints were trained from")
+    w.add_argument("--base", type=Path, metavar="DIR",
+                   help="the model PEFT adapter checkpoints apply to, or the LLM original-repo stage-1 / LoRA checkpoints "
+                   "were trained from")
     w.add_argument("--vision-tower", type=Path, metavar="DIR", help="a local CLIP vision tower for original LLaVA repo checkpoints")
     w.add_argument("--template", help="conversation template to ask with")
     w.add_argument("--device", help="cuda, cuda:1, cpu")

@@ -129,6 +129,11 @@ def _collapse(ev: Evidence) -> Signal:
     return loader.probe_collapse(ev.fingerprint)
 
 
+@checkpoint_probe(ProbeName.ADAPTER_PROJECTOR, Need.FINGERPRINT)
+def _adapter_projector(ev: Evidence) -> list[Signal]:
+    return loader.probe_adapter_projector(ev.fingerprint)
+
+
 @checkpoint_probe(ProbeName.LIKELIHOODS)
 def _scoring_errors(ev: Evidence) -> list[Signal]:
     return [Signal(probe=ProbeName.LIKELIHOODS.value, status=Status.ERROR, reason=e) for e in ev.errors]

@@ -74,11 +74,13 @@ def _grounding(f: _Findings, gibberish: bool) -> None:
     # loaded weights: the projector is not the trained one whatever the likelihoods say (a random
     # projector can pass the grounding probes by chance: it did on an H100, whose RNG differs)
     decisive = [n for n in _DECISIVE if f.failed(n)]
+    # a PEFT adapter that saved no projector: when the model does not see, the projector it trained was lost
+    unsaved = [P.ADAPTER_PROJECTOR] if P.ADAPTER_PROJECTOR in f.sig and f.sig[P.ADAPTER_PROJECTOR].status == Status.WARN else []
     if grounding_failed or decisive:
         grounding_failed += [n for n in _GROUNDING if n not in grounding_failed and f.failed(n)]
-        if projector_bad:
+        if projector_bad or unsaved:
             f.diagnoses.append(Diagnosis.PROJECTOR_DISCONNECTED)
-            f.summary += [f.sig[n].reason for n in projector_bad]
+            f.summary += [f.sig[n].reason for n in projector_bad + unsaved]
         elif not gibberish:  # a broken LLM cannot show grounding: do not also call it image-blind
             f.diagnoses.append(Diagnosis.IMAGE_BLIND)
         f.summary += [f.sig[n].reason for n in grounding_failed]

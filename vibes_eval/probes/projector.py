@@ -11,7 +11,7 @@ from __future__ import annotations
 from vibes_eval.judge import thresholds
 from vibes_eval.records import ProbeName, Signal, Status
 
-__all__ = ["COLLAPSE_SPREAD", "probe_collapse", "probe_projector_missing", "probe_projector_norm",
+__all__ = ["COLLAPSE_SPREAD", "probe_adapter_projector", "probe_collapse", "probe_projector_missing", "probe_projector_norm",
            "probe_projector_weights", "run_loader_probes"]
 
 COLLAPSE_SPREAD = thresholds.COLLAPSE_SPREAD.value  # the thresholds live in vibes_eval.judge.thresholds
@@ -30,6 +30,26 @@ def probe_projector_missing(fp: dict) -> Signal:
                              f"({missing[0]}, ...): the projector was never saved or saved under other names.")
     return Signal(probe=ProbeName.PROJECTOR_MISSING, status=Status.PASS, score=1.0,
                   reason="Every projector tensor was loaded from the checkpoint.")
+
+
+def probe_adapter_projector(fp: dict) -> list[Signal]:
+    """A PEFT adapter that saved no projector tensors: the projector is its base's (no signal for a checkpoint that is no adapter).
+
+    Not a failure by itself (a LoRA over a trained LLaVA leaves the projector alone); when the model
+    does not see, it is the classic mistake of a LoRA run that trained the projector without listing
+    it in modules_to_save, and the verdict says so.
+    """
+    peft = fp.get("peft")
+    if not peft:
+        return []
+    ev = {"modules_to_save": peft.get("modules_to_save")}
+    if peft.get("projector_saved"):
+        return [Signal(probe=ProbeName.ADAPTER_PROJECTOR, status=Status.PASS, score=1.0, evidence=ev,
+                       reason="The adapter holds the projector it trained (modules_to_save).")]
+    return [Signal(probe=ProbeName.ADAPTER_PROJECTOR, status=Status.WARN, score=0.5, evidence=ev,
+                   reason=f"The adapter holds no projector tensors (modules_to_save: {peft.get('modules_to_save')}): the "
+                          f"projector is the base's ({peft.get('base')}); a LoRA run that trained it never saved it (list "
+                          "multi_modal_projector in modules_to_save).")]
 
 
 def probe_projector_weights(fp: dict) -> Signal:

@@ -107,7 +107,7 @@ def write_llava_repo(hf_ckpt_dir: Path, out_dir: Path) -> dict[str, Path]:
     from safetensors.torch import save_file
     from transformers import AutoProcessor, CLIPVisionModel, LlamaConfig, LlamaForCausalLM, LlavaForConditionalGeneration
 
-    from vibes_eval.adapters.llava_repo.model import peft_quiet
+    from vibes_eval.adapters.peft_merge import peft_quiet
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()

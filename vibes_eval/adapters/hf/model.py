@@ -100,7 +100,8 @@ class HFAdapter(Adapter):
     def open(cls, spec: AdapterSpec, detection: Detection | None, profile: Profile) -> HFAdapter:
         return cls(spec.checkpoint, profile, device=spec.device, dtype=spec.dtype, template=spec.template,
                    batch_size=spec.batch_size, prefix_cache=spec.prefix_cache,
-                   config=detection.config if detection is not None else None)
+                   config=detection.config if detection is not None else None,
+                   peft=detection.peft if detection is not None else None, trust_remote_code=spec.trust_remote_code)
 
     def __init__(
         self,
@@ -113,27 +114,40 @@ class HFAdapter(Adapter):
         batch_size: int | None = None,
         prefix_cache: bool = True,
         config: dict | None = None,
+        peft=None,
+        trust_remote_code: bool = False,
     ):
-        """Load `ckpt` with `profile`; `config` is its config.json when detection already read it."""
+        """Load `ckpt` with `profile`; `config` is its config.json when detection already read it.
+
+        `peft` (adapters.peft_adapter.PeftAdapter): `ckpt` is an adapter, merged into its base in memory.
+        `trust_remote_code`: the class may come from the folder's own code (config.json auto_map).
+        """
         import torch
         import transformers
 
         self.checkpoint = Path(ckpt)
+        self.peft = peft
+        self.model_dir = peft.base if peft is not None else self.checkpoint
         self.profile = profile
         self.batch_size = batch_size  # None: 32 with shared prefixes (capped by GPU memory), else 16
-        cfg = read_config(self.checkpoint) if config is None else config
+        cfg = read_config(self.model_dir) if config is None else config
         arch = (cfg.get("architectures") or ["?"])[0]
         cls = getattr(transformers, arch, None)
+        self.remote_code = None
+        if cls is None and trust_remote_code:
+            from vibes_eval.adapters.remote_code import remote_class
+
+            cls, self.remote_code = remote_class(self.model_dir, cfg)
         if cls is None:
             raise CheckpointError(
                 f"{self.checkpoint / 'config.json'}: architectures: {arch} is unknown to transformers {transformers.__version__}"
             )
-        check_weights(self.checkpoint)
+        check_weights(self.model_dir)
 
         device, want, load_kw = load_kwargs(device, dtype or profile.dtype)
         if device.startswith("cuda"):  # one GPU: weights go straight from the file to it, not through the CPU
             load_kw.setdefault("device_map", device)
-        kwargs = {"local_files_only": True, "trust_remote_code": False, **load_kw}
+        kwargs = {"local_files_only": True, "trust_remote_code": self.remote_code is not None, **load_kw}
         # missing keys come from output_loading_info; the library's own warnings and progress bars
         # (e.g. "requires torchvision ... falling back to PIL") would only clutter the scorecard's terminal
         transformers.logging.set_verbosity_error()
@@ -142,15 +156,22 @@ class HFAdapter(Adapter):
         torch.manual_seed(0)
         from vibes_eval.adapters.hf.processor import load_processor
 
-        processor, repairs, notes = load_processor(self.checkpoint, cfg)
+        processor, repairs, notes = load_processor(peft.processor_dir() if peft is not None else self.checkpoint, cfg)
         self.processor_notes = {"repaired": repairs, "notes": notes}
         if repairs:  # an old save: what the processor lacked came from config.json; say so
             print(f"vibes-eval: {self.checkpoint}: processor_config.json lacks fields (saved before transformers 4.45); "
                   f"repaired from config.json: {', '.join(repairs)}", file=sys.stderr)
         try:
-            model, info = cls.from_pretrained(self.checkpoint, output_loading_info=True, **kwargs)
+            model, info = cls.from_pretrained(self.model_dir, output_loading_info=True, **kwargs)
         except (OSError, ValueError, RuntimeError, KeyError) as e:
-            raise CheckpointError(f"{self.checkpoint}: cannot load: {one_line(e)}") from None
+            raise CheckpointError(f"{self.model_dir}: cannot load: {one_line(e)}") from None
+        if self.remote_code is not None and not callable(getattr(model, "generate", None)):
+            raise CheckpointError(f"{self.model_dir}: {arch} (its own code) has no generate(): vibes-eval needs the transformers "
+                                  "generate and processor conventions")
+        if peft is not None:
+            from vibes_eval.adapters.peft_merge import apply_adapter
+
+            model = apply_adapter(model, peft)
         if "device_map" not in kwargs:
             model.to(device)
         self._setup(model, processor, info, device=device, dtype=want, template=template, prefix_cache=prefix_cache)
@@ -367,9 +388,13 @@ class HFAdapter(Adapter):
             "processor": getattr(self, "processor_notes", None) or {"repaired": [], "notes": []},
             "missing_keys": self.loading_info.get("missing_keys", []),
             "unexpected_keys": self.loading_info.get("unexpected_keys", []),
-            "weights": hash_weights(self.checkpoint) if self.checkpoint is not None else {},
+            "weights": self._weight_hashes(),
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
         }
+        if getattr(self, "peft", None) is not None:
+            fp["peft"] = self.peft.describe()
+        if getattr(self, "remote_code", None) is not None:
+            fp["remote_code"] = self.remote_code
         fp["projector"] = self._projector_stats(sample_images or [])
         from vibes_eval.budget.checkpoint import budget_for_checkpoint
         from vibes_eval.errors import BudgetError
@@ -377,7 +402,7 @@ class HFAdapter(Adapter):
         try:  # the same arithmetic as `vibes-eval budget CKPT`
             if self.checkpoint is None:
                 raise BudgetError("no checkpoint folder (an in-memory model)")
-            fp["visual_token_budget"] = budget_for_checkpoint(self.checkpoint).describe()
+            fp["visual_token_budget"] = budget_for_checkpoint(getattr(self, "model_dir", self.checkpoint)).describe()
         except BudgetError as e:
             fp["visual_token_budget"] = f"unknown: {e}"
         if sample_images:
@@ -390,6 +415,14 @@ class HFAdapter(Adapter):
                 fp["visual_tokens"] = f"error: {type(e).__name__}: {e}"
         return fp
 
+
+    def _weight_hashes(self) -> dict[str, str]:
+        """sha256 per weight file; an adapter's base files and its own, as `base/...` and `adapter/...`."""
+        if getattr(self, "peft", None) is not None:
+            from vibes_eval.adapters.peft_merge import adapter_hashes
+
+            return adapter_hashes(self.peft)
+        return hash_weights(self.checkpoint) if self.checkpoint is not None else {}
 
     def _projector(self):
         m = self.model

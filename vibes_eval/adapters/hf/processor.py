@@ -72,6 +72,11 @@ def load_processor(ckpt: Path, cfg: dict) -> tuple[object, list[str], list[str]]
     if lacking:
         raise CheckpointError(lacking)
     no_video = "video_processor" in getattr(cls, "get_attributes", list)() and not transformers.utils.is_torchvision_available()
+    names = cls.__init__.__code__.co_varnames if no_video else ()
+    if no_video and "tokenizer" in names and names.index("video_processor") < names.index("tokenizer"):
+        # Video-LLaVA's processor hands its video processor on by position: it cannot be built without one
+        raise CheckpointError(f"{ckpt}: cannot load the processor: {cls.__name__} needs its video processor, which needs "
+                              "the `torchvision` package (pip install torchvision, a build matching your torch)")
     try:
         if no_video:
             processor = _without_video(cls, ckpt)

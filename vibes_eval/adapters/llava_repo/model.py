@@ -17,11 +17,9 @@ loader (`strict=False`), tensors the model expects but the files lack are report
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import sys
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +30,7 @@ from vibes_eval.adapters.llava_repo.config import NEXT_REPO, TEXT_CONFIGS, read_
 from vibes_eval.adapters.llava_repo.parts import build_processor, hf_target, load_tower
 from vibes_eval.adapters.llava_repo.tokens import original_tokenization
 from vibes_eval.adapters.llava_repo.weights import grow_input_embeddings, is_llm_key, original_name, read_weights, shards, to_hf
+from vibes_eval.adapters.peft_merge import peft_quiet
 from vibes_eval.adapters.sanity import read_config
 from vibes_eval.adapters.weight_files import hash_weights
 from vibes_eval.errors import CheckpointError
@@ -39,7 +38,7 @@ from vibes_eval.errors import CheckpointError
 if TYPE_CHECKING:  # annotations only: the loaders do not import detection
     from vibes_eval.adapters.detect import Detection, Profile
 
-__all__ = ["DEFAULT_TEMPLATE", "LlavaRepoAdapter", "expand2square", "find_layout", "peft_quiet", "read_weights"]
+__all__ = ["DEFAULT_TEMPLATE", "LlavaRepoAdapter", "expand2square", "find_layout", "read_weights"]
 
 DEFAULT_TEMPLATE = "vicuna_v1"
 """The conversation style of LLaVA-1.5, used when neither --template nor a profile names one."""
@@ -47,15 +46,6 @@ NEXT_REPO_TEMPLATE = "qwen_1_5"
 """The same for the LLaVA-NeXT repo's Qwen checkpoints (LlavaQwenForCausalLM: OneVision, Interleave)."""
 
 _NOT_TEXT = re.compile(r"^(mm_|image_|tune_|freeze_|unfreeze_|use_mm_proj|pretrain_mm|tokenizer_|s2)")
-
-
-@contextlib.contextmanager
-def peft_quiet():
-    """Silence the one deprecation peft 0.21 trips over in transformers 5.x."""
-    with warnings.catch_warnings():
-        # peft reads model.is_gradient_checkpointing, deprecated in transformers 5 (a FutureWarning)
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        yield
 
 
 def expand2square(image, color: tuple[int, int, int]):
