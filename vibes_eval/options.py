@@ -81,8 +81,8 @@ class RunOptions:
 
     @property
     def remote(self) -> bool:
-        """The model is behind a server (`--adapter openai` or `--base-url`)."""
-        return self.adapter == "openai" or self.base_url is not None
+        """The model is behind a server (`--adapter openai|sglang` or `--base-url`)."""
+        return self.adapter in ("openai", "sglang") or self.base_url is not None
 
     @classmethod
     def from_args(cls, args) -> RunOptions:

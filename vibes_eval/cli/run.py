@@ -170,8 +170,8 @@ def _write_or_say(sc, out: Path, junit: Path | None, run_id: str | None, why: st
 
 def _remote_usage(checkpoints: list[Path], options: RunOptions) -> None:
     """Raise UsageError when the command line cannot ask a server (OpenAIAdapter.check_spec checks the rest)."""
-    if options.adapter not in (None, "openai"):
-        raise UsageError(f"--base-url: talks to a server, which needs --adapter openai (not {options.adapter!r})")
+    if options.adapter not in (None, "openai", "sglang"):
+        raise UsageError(f"--base-url: talks to a server, which needs --adapter openai or sglang (not {options.adapter!r})")
     if checkpoints:
         raise UsageError("--adapter openai takes no CKPT: the server holds the model (name it with --model)")
     if not options.base_url or not options.model:
@@ -212,6 +212,13 @@ def run_checkpoints(checkpoints: list[Path], options: RunOptions) -> int:
     load_run_baseline(options)  # an unreadable baseline is exit 2 before anything loads
     if options.remote:
         _remote_usage(checkpoints, options)
+        if options.adapter is None:  # --base-url alone: SGLang's native API where the server is SGLang
+            from vibes_eval.adapters.openai.model import server_owner
+
+            if server_owner(options.base_url, options.model, options.timeout) == "sglang":
+                say("the server is SGLang: asking its native /generate (answers and likelihoods with the image; "
+                    "--adapter openai asks its chat completions instead)")
+                options = options.replace(adapter="sglang")
         if options.suite is None:  # a toy behind `vibes-eval serve` is asked the shapes suite, as it would be in-process
             from vibes_eval.adapters.openai.model import suggested_suite
 
