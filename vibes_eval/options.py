@@ -58,6 +58,8 @@ class RunOptions:
     junit: Path | None = None
     summary_md: Path | None = None
     quiet: bool = False
+    report_to: tuple[str, ...] = ()
+    """Trackers that get each checkpoint's answers, thumbnails, scorecard and signals (`--report-to wandb,mlflow,tensorboard`)."""
     run_id: str | None = None
     """One id in every file one command writes (a sweep's checkpoints share it)."""
     # several checkpoints

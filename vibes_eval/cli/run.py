@@ -43,6 +43,27 @@ def add_baseline_arguments(parser) -> None:
                              "$GITHUB_STEP_SUMMARY set it is appended there too, with ::error:: annotations")
 
 
+def add_report_to_argument(parser) -> None:
+    """--report-to (run and watch): the trackers, checked for their library before anything loads."""
+    parser.add_argument("--report-to", metavar="TRACKERS", default=(),
+                        type=lambda v: tuple(n.strip().lower() for n in v.split(",") if n.strip()),
+                        help="send each checkpoint's answers with thumbnails, its scorecard and signals to wandb, mlflow "
+                             "and/or tensorboard (comma-separated; each needs its extra: pip install 'llava-vibes-eval[wandb]')")
+
+
+def report_to_trackers(sc, options: RunOptions, ckpt: Path | None, out: Path) -> None:
+    """`--report-to`: one tracker run per checkpoint, at the step in its `checkpoint-N` name (integrations/trackers.py)."""
+    from vibes_eval.integrations.trackers import cli_trackers, scalar_metrics, step_of
+
+    label = Path(ckpt).resolve().name if ckpt is not None else (options.model or "model")
+    trackers = cli_trackers(options.report_to, out, label, {"checkpoint": str(ckpt or options.model), "suite": sc.suite.get("name")},
+                            say)
+    try:
+        trackers.log(sc, step_of(ckpt or ""), out / "scorecard.html", scalar_metrics(sc))
+    finally:
+        trackers.close()
+
+
 def _stderr_console():
     from rich.console import Console
 
@@ -86,6 +107,7 @@ def add_run_parser(subparsers):
 
     add_openai_arguments(run)  # --base-url, --model, --concurrency, --timeout
     add_baseline_arguments(run)  # --baseline, --baseline-any-suite, --summary-md
+    add_report_to_argument(run)  # --report-to
     from vibes_eval.sweep.runner import add_sweep_arguments
 
     add_sweep_arguments(run)  # --devices, --shard, --no-prefetch
@@ -141,6 +163,8 @@ def run_one(ckpt: Path | None, options: RunOptions, out: Path, display=None, *, 
         line = f"wrote {out / 'scorecard.json'} and {out / 'scorecard.html'}" + (f" and {options.junit}" if options.junit else "")
         err.print(strip_control(line), markup=False, highlight=False)
     _publish(sc, options, out)
+    if options.report_to:
+        report_to_trackers(sc, options, ckpt, out)
     return sc.verdict.exit_code
 
 
@@ -209,6 +233,10 @@ def run_checkpoints(checkpoints: list[Path], options: RunOptions) -> int:
     """
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     options = options.replace(run_id=options.run_id or new_run_id())  # one id in every file this command writes
+    if options.report_to:  # a missing tracker library is exit 2 in one line, before anything loads
+        from vibes_eval.integrations.trackers import parse_report_to
+
+        parse_report_to(",".join(options.report_to))
     load_run_baseline(options)  # an unreadable baseline is exit 2 before anything loads
     if options.remote:
         _remote_usage(checkpoints, options)
