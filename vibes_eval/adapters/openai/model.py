@@ -345,7 +345,8 @@ class OpenAIAdapter(Adapter):
         from vibes_eval.adapters.openai.prompt_logprobs import probe_support
 
         grey = _encode_png(Image.new("RGB", (64, 64), (122, 116, 104)))
-        return probe_support(lambda payload: self._call_with_retries("POST", "/chat/completions", payload), self.model, grey)
+        offered, why = probe_support(lambda payload: self._call_with_retries("POST", "/chat/completions", payload), self.model, grey)
+        return offered, why if offered else why + _why_not((self.server_info or {}).get("owned_by"))
 
     def score(self, requests: list[Request], targets: list[str]) -> list[float | None]:
         """Mean log-likelihood per token of each target, from the server's prompt log-probabilities.
@@ -386,6 +387,16 @@ class OpenAIAdapter(Adapter):
             fp["server_note"] = redact(self.server_note)
         fp["prompt_logprobs"] = redact(self._scoring[1])
         return fp
+
+
+def _why_not(owner: object) -> str:
+    """What the server's kind says about prompt log-probabilities with an image over chat completions."""
+    if owner == "vllm":
+        return ("; vLLM returns prompt log-probabilities for text prompts only, not for image prompts over chat completions "
+                "(vllm-project/vllm#16107)")
+    if owner == "sglang":
+        return "; SGLang returns them from its native /generate: use --adapter sglang"
+    return ""
 
 
 def add_openai_arguments(parser) -> None:
