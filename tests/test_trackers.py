@@ -149,3 +149,25 @@ def test_run_report_to_tensorboard_logs_the_checkpoints_step(zoo_dir, tmp_path):
     assert [t.step for t in events.Tensors("vibes/answers/text_summary")] == [300]
     assert [s.step for s in events.Scalars("vibes/pass_rate")] == [300]
     assert len([t for t in events.Tags()["images"] if t.startswith("vibes/image/")]) == 10
+
+
+def test_watch_report_to_tensorboard_is_one_run_over_the_steps(zoo_dir, tmp_path):
+    _need("tensorboard")
+    import shutil
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from vibes_eval.cli.main import main
+
+    out = tmp_path / "train"
+    for step, variant in ((2, "healthy"), (4, "zero-projector")):
+        shutil.copytree(zoo_dir / variant, out / f"checkpoint-{step}")
+        (out / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    assert main(["watch", str(out), "--every-new", "--until-idle", "0", "--settle", "0", "--suite", str(SHAPES),
+                 "--report-to", "tensorboard"]) == 1
+    (logdir,) = [p.parent for p in (out / "vibes" / "tensorboard").glob("events.out.tfevents.*")]
+    events = EventAccumulator(str(logdir), size_guidance={"images": 0, "tensors": 0, "scalars": 0})
+    events.Reload()
+    assert [t.step for t in events.Tensors("vibes/answers/text_summary")] == [2, 4]
+    flags = {s.step: s.value for s in events.Scalars("vibes/diagnosis/projector_disconnected")}
+    assert flags == {2: 0.0, 4: 1.0}
