@@ -196,13 +196,14 @@ def _remote_usage(checkpoints: list[Path], options: RunOptions) -> None:
     """Raise UsageError when the command line cannot ask a server (OpenAIAdapter.check_spec checks the rest)."""
     if options.adapter not in (None, "openai", "sglang"):
         raise UsageError(f"--base-url: talks to a server, which needs --adapter openai or sglang (not {options.adapter!r})")
+    name = options.adapter or "openai"
     if checkpoints:
-        raise UsageError("--adapter openai takes no CKPT: the server holds the model (name it with --model)")
+        raise UsageError(f"--adapter {name} takes no CKPT: the server holds the model (name it with --model)")
     if not options.base_url or not options.model:
-        raise UsageError("--adapter openai needs --base-url URL and --model NAME")
+        raise UsageError(f"--adapter {name} needs --base-url URL and --model NAME")
     for flag, value in (("--devices", options.devices), ("--shard", options.shard)):
         if value:
-            raise UsageError(f"{flag}: not available with --adapter openai (the server decides it)")
+            raise UsageError(f"{flag}: not available with --adapter {name} (the server decides it)")
 
 
 def _report_names(ckpts: list[Path]) -> list[str]:
