@@ -171,3 +171,30 @@ def test_watch_report_to_tensorboard_is_one_run_over_the_steps(zoo_dir, tmp_path
     assert [t.step for t in events.Tensors("vibes/answers/text_summary")] == [2, 4]
     flags = {s.step: s.value for s in events.Scalars("vibes/diagnosis/projector_disconnected")}
     assert flags == {2: 0.0, 4: 1.0}
+
+
+def test_a_failing_tracker_is_one_line_and_the_others_still_log(tmp_path):
+    class Boom:
+        name = "boom"
+
+        def log(self, sc, step, html, metrics):
+            raise RuntimeError("disk full\nsecond line")
+
+    class Fine:
+        name = "fine"
+        steps: list[int] = []
+
+        def log(self, sc, step, html, metrics):
+            self.steps.append(step)
+
+    lines: list[str] = []
+    trackers.Trackers([Boom(), Fine()], lines.append).log(None, 7, tmp_path / "scorecard.html")
+    assert lines == ["boom: could not log step 7: RuntimeError: disk full"] and Fine.steps == [7]
+
+
+def test_a_trainer_tracker_without_its_library_is_one_line_naming_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlflow", None)
+    lines: list[str] = []
+    found = trackers.trainer_trackers(["mlflow"], None, lines.append)
+    assert found.names == [] and len(lines) == 1
+    assert "mlflow package is not installed" in lines[0] and "llava-vibes-eval[mlflow]" in lines[0]

@@ -194,7 +194,7 @@ class Trackers:
             except Exception as e:  # noqa: BLE001 - a tracker's failure must not end a training run or a sweep
                 from vibes_eval.errors import one_line
 
-                self.say(f"vibes-eval: {sink.name}: could not log step {step}: {one_line(e)}")
+                self.say(f"{sink.name}: could not log step {step}: {one_line(e)}")
 
     def close(self) -> None:
         for sink in self.sinks:
@@ -203,7 +203,7 @@ class Trackers:
             except Exception as e:  # noqa: BLE001 - as in log: said, never raised
                 from vibes_eval.errors import one_line
 
-                self.say(f"vibes-eval: {sink.name}: could not close its run: {one_line(e)}")
+                self.say(f"{sink.name}: could not close its run: {one_line(e)}")
 
 
 # -- inside a Trainer run: the runs its report_to callbacks opened ----------------------------------
@@ -224,12 +224,12 @@ def trainer_trackers(report_to: Iterable[str] | str | None, trainer, say: Callab
     sinks = []
     for name in (n for n in TRACKERS if n in names):
         if not _installed(name):
-            say(f"vibes-eval: report_to has {name} but the {_MODULE[name]} package is not installed: answers are not sent "
+            say(f"report_to has {name} but the {_MODULE[name]} package is not installed: answers are not sent "
                 f"to it (pip install '{_DIST}[{name}]')")
             continue
         sink = _trainer_sink(name, trainer)
         if sink is None:
-            say(f"vibes-eval: report_to has {name} but it has no active run yet: answers are not sent to it at this step")
+            say(f"report_to has {name} but it has no active run yet: answers are not sent to it at this step")
         else:
             sinks.append(sink)
     return Trackers(sinks, say)
@@ -283,7 +283,7 @@ def cli_trackers(names: Iterable[str], logdir: Path, label: str, config: dict[st
         except Exception as e:  # noqa: BLE001 - a tracker that cannot start its run is said; the evaluation goes on
             from vibes_eval.errors import one_line
 
-            say(f"vibes-eval: {name}: could not start a run: {one_line(e)}")
+            say(f"{name}: could not start a run: {one_line(e)}")
     return Trackers(sinks, say)
 
 

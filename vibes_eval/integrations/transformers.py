@@ -180,7 +180,7 @@ class VibesCallback(TrainerCallback):
     def _say_once(self, line: str) -> None:
         if line not in self._said:
             self._said.add(line)
-            self.log(line)
+            self.log(f"vibes-eval: {line}")
 
     def _log_metrics(self, state, metrics: dict[str, float]) -> None:
         """Through Trainer.log (log_history and every report_to backend); without a trainer, log_history only."""
