@@ -9,10 +9,12 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 STAMP="$VENV/.vibes-eval-installed"
-WANT="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
+# the extras: test (pytest, ruff, playwright); scripts/test.sh adds trackers (wandb, mlflow-skinny, tensorboard: ~33 s, ~225 MiB)
+EXTRAS="${VIBES_EVAL_EXTRAS:-test}"
+WANT="$( (cat "$ROOT/pyproject.toml"; echo "$EXTRAS") | sha256sum | cut -c1-16)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[test]"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[$EXTRAS]"
   echo "$WANT" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"

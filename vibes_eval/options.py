@@ -68,6 +68,8 @@ class RunOptions:
     junit: Path | None = None
     summary_md: Path | None = None
     quiet: bool = False
+    report_to: tuple[str, ...] = ()
+    """Trackers that get each checkpoint's answers, thumbnails, scorecard and signals (`--report-to wandb,mlflow,tensorboard`)."""
     run_id: str | None = None
     """One id in every file one command writes (a sweep's checkpoints share it)."""
     # several checkpoints
@@ -111,8 +113,8 @@ class RunOptions:
 
     @property
     def remote(self) -> bool:
-        """The model is behind a server (`--adapter openai` or `--base-url`)."""
-        return self.adapter == "openai" or self.base_url is not None
+        """The model is behind a server (`--adapter openai|sglang` or `--base-url`)."""
+        return self.adapter in ("openai", "sglang") or self.base_url is not None
 
     @classmethod
     def from_args(cls, args) -> RunOptions:

@@ -92,6 +92,8 @@ class Adapter(ABC):
     """`score` returns teacher-forced log-likelihoods (a loader may settle it per instance, in `open`)."""
     supports_templates: bool = True
     """Requests may name another known template, and the one in use can be chosen."""
+    scoring_note: str | None = None
+    """Why `supports_scoring` is False, when the adapter knows (a server's answer): the skipped probes' reason."""
     needs_checkpoint: ClassVar[bool] = True
     """The loader opens a local checkpoint folder."""
     supports_prompt_logprobs: ClassVar[bool] = False

@@ -20,6 +20,7 @@ LOADERS: dict[str, str] = {
     "hf": "vibes_eval.adapters.hf.model:HFAdapter",
     "llava_repo": "vibes_eval.adapters.llava_repo.model:LlavaRepoAdapter",
     "openai": "vibes_eval.adapters.openai.model:OpenAIAdapter",
+    "sglang": "vibes_eval.adapters.sglang.model:SGLangAdapter",
 }
 """Loader name -> "module:Class" of its Adapter subclass, imported lazily."""
 

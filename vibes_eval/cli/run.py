@@ -43,6 +43,27 @@ def add_baseline_arguments(parser) -> None:
                              "$GITHUB_STEP_SUMMARY set it is appended there too, with ::error:: annotations")
 
 
+def add_report_to_argument(parser) -> None:
+    """--report-to (run and watch): the trackers, checked for their library before anything loads."""
+    parser.add_argument("--report-to", metavar="TRACKERS", default=(),
+                        type=lambda v: tuple(n.strip().lower() for n in v.split(",") if n.strip()),
+                        help="send each checkpoint's answers with thumbnails, its scorecard and signals to wandb, mlflow "
+                             "and/or tensorboard (comma-separated; each needs its extra: pip install 'llava-vibes-eval[wandb]')")
+
+
+def report_to_trackers(sc, options: RunOptions, ckpt: Path | None, out: Path) -> None:
+    """`--report-to`: one tracker run per checkpoint, at the step in its `checkpoint-N` name (integrations/trackers.py)."""
+    from vibes_eval.integrations.trackers import cli_trackers, scalar_metrics, step_of
+
+    label = Path(ckpt).resolve().name if ckpt is not None else (options.model or "model")
+    trackers = cli_trackers(options.report_to, out, label, {"checkpoint": str(ckpt or options.model), "suite": sc.suite.get("name")},
+                            say)
+    try:
+        trackers.log(sc, step_of(ckpt or ""), out / "scorecard.html", scalar_metrics(sc))
+    finally:
+        trackers.close()
+
+
 def _stderr_console():
     from rich.console import Console
 
@@ -90,6 +111,7 @@ def add_run_parser(subparsers):
 
     add_openai_arguments(run)  # --base-url, --model, --concurrency, --timeout
     add_baseline_arguments(run)  # --baseline, --baseline-any-suite, --summary-md
+    add_report_to_argument(run)  # --report-to
     from vibes_eval.sweep.runner import add_sweep_arguments
 
     add_sweep_arguments(run)  # --devices, --shard, --no-prefetch
@@ -145,6 +167,8 @@ def run_one(ckpt: Path | None, options: RunOptions, out: Path, display=None, *, 
         line = f"wrote {out / 'scorecard.json'} and {out / 'scorecard.html'}" + (f" and {options.junit}" if options.junit else "")
         err.print(strip_control(line), markup=False, highlight=False)
     _publish(sc, options, out)
+    if options.report_to:
+        report_to_trackers(sc, options, ckpt, out)
     return sc.verdict.exit_code
 
 
@@ -174,15 +198,16 @@ def _write_or_say(sc, out: Path, junit: Path | None, run_id: str | None, why: st
 
 def _remote_usage(checkpoints: list[Path], options: RunOptions) -> None:
     """Raise UsageError when the command line cannot ask a server (OpenAIAdapter.check_spec checks the rest)."""
-    if options.adapter not in (None, "openai"):
-        raise UsageError(f"--base-url: talks to a server, which needs --adapter openai (not {options.adapter!r})")
+    if options.adapter not in (None, "openai", "sglang"):
+        raise UsageError(f"--base-url: talks to a server, which needs --adapter openai or sglang (not {options.adapter!r})")
+    name = options.adapter or "openai"
     if checkpoints:
-        raise UsageError("--adapter openai takes no CKPT: the server holds the model (name it with --model)")
+        raise UsageError(f"--adapter {name} takes no CKPT: the server holds the model (name it with --model)")
     if not options.base_url or not options.model:
-        raise UsageError("--adapter openai needs --base-url URL and --model NAME")
+        raise UsageError(f"--adapter {name} needs --base-url URL and --model NAME")
     for flag, value in (("--devices", options.devices), ("--shard", options.shard)):
         if value:
-            raise UsageError(f"{flag}: not available with --adapter openai (the server decides it)")
+            raise UsageError(f"{flag}: not available with --adapter {name} (the server decides it)")
 
 
 def _report_names(ckpts: list[Path]) -> list[str]:
@@ -213,10 +238,21 @@ def run_checkpoints(checkpoints: list[Path], options: RunOptions) -> int:
     """
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     options = options.replace(run_id=options.run_id or new_run_id())  # one id in every file this command writes
+    if options.report_to:  # a missing tracker library is exit 2 in one line, before anything loads
+        from vibes_eval.integrations.trackers import parse_report_to
+
+        parse_report_to(",".join(options.report_to))
     # read once (exit 2 before anything loads): every checkpoint is compared with this report, even one the sweep rewrites
     options = options.replace(baseline_card=load_run_baseline(options))
     if options.remote:
         _remote_usage(checkpoints, options)
+        if options.adapter is None:  # --base-url alone: SGLang's native API where the server is SGLang
+            from vibes_eval.adapters.openai.model import server_owner
+
+            if server_owner(options.base_url, options.model, options.timeout) == "sglang":
+                say("the server is SGLang: asking its native /generate (answers and likelihoods with the image; "
+                    "--adapter openai asks its chat completions instead)")
+                options = options.replace(adapter="sglang")
         if options.suite is None:  # a toy behind `vibes-eval serve` is asked the shapes suite, as it would be in-process
             from vibes_eval.adapters.openai.model import suggested_suite
 

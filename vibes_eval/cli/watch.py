@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from vibes_eval.errors import EXIT_USAGE
+from vibes_eval.errors import EXIT_USAGE, UsageError
 from vibes_eval.options import RunOptions
 
 __all__ = ["Watcher", "add_watch_parsers", "complete", "trend_command", "watch_command"]
@@ -129,16 +129,26 @@ class Watcher:
         return self.worst
 
 
-def _run_evaluator(options: RunOptions) -> Callable[[Path, Path], int]:
-    """evaluate(ckpt, out): what `vibes-eval run CKPT --out OUT --quiet` does, with watch's options."""
+def _run_evaluator(options: RunOptions, trackers=None) -> Callable[[Path, Path], int]:
+    """evaluate(ckpt, out): what `vibes-eval run CKPT --out OUT --quiet` does, with watch's options.
+
+    `trackers` (`--report-to`): one tracker run for the whole watch, each checkpoint logged at its step.
+    """
     from vibes_eval.api import load_run_baseline
     from vibes_eval.cli.run import run_one
 
-    options = options.replace(quiet=True)
+    options = options.replace(quiet=True, report_to=())
     options = options.replace(baseline_card=load_run_baseline(options))  # read once: a bad one is exit 2 before the first step
 
     def evaluate(ckpt: Path, out: Path) -> int:
-        return run_one(ckpt, options, out)
+        code = run_one(ckpt, options, out)
+        if trackers is not None and (out / "scorecard.json").is_file():
+            from vibes_eval.integrations.trackers import scalar_metrics, step_of
+            from vibes_eval.records import load_scorecard
+
+            sc = load_scorecard(out)
+            trackers.log(sc, step_of(ckpt), out / "scorecard.html", scalar_metrics(sc))
+        return code
 
     return evaluate
 
@@ -151,9 +161,25 @@ def watch_command(args) -> int:
     if args.output_dir.exists() and not args.output_dir.is_dir():
         print(f"vibes-eval: watch: {args.output_dir}: not a folder", file=sys.stderr)
         return EXIT_USAGE
-    watcher = Watcher(args.output_dir, _run_evaluator(RunOptions.from_args(args)), every_new=args.every_new, settle=args.settle,
+    options = RunOptions.from_args(args)
+    trackers = None
+    if options.report_to:
+        from vibes_eval.integrations.trackers import cli_trackers, parse_report_to
+        from vibes_eval.safety import say
+
+        try:
+            names = parse_report_to(",".join(options.report_to))
+        except UsageError as e:
+            print(f"vibes-eval: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        trackers = cli_trackers(names, args.output_dir / "vibes", args.output_dir.resolve().name, {"output_dir": str(args.output_dir)}, say)
+    watcher = Watcher(args.output_dir, _run_evaluator(options, trackers), every_new=args.every_new, settle=args.settle,
                       log=lambda line: print(line, file=sys.stderr, flush=True))
-    worst = watcher.run(until_idle=args.until_idle, poll=args.poll)
+    try:
+        worst = watcher.run(until_idle=args.until_idle, poll=args.poll)
+    finally:
+        if trackers is not None:
+            trackers.close()
     print(f"vibes-eval watch: {len(watcher.done)} steps judged, worst exit code {worst}; trend: {watcher.out / 'trend.html'}",
           file=sys.stderr)
     return worst
@@ -180,7 +206,7 @@ def trend_command(args) -> int:
 
 def add_watch_parsers(sub) -> None:
     """The `watch` and `trend` subcommands."""
-    from vibes_eval.cli.run import add_baseline_arguments
+    from vibes_eval.cli.run import add_baseline_arguments, add_report_to_argument
 
     w = sub.add_parser("watch", help="judge each new checkpoint-N of a training run as it appears; trend.json + trend.html")
     w.add_argument("output_dir", metavar="OUTPUT_DIR", type=Path, help="the trainer's output folder (checkpoint-N folders appear in it)")
@@ -199,6 +225,7 @@ def add_watch_parsers(sub) -> None:
     w.add_argument("--device", help="cuda, cuda:1, cpu")
     w.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
     add_baseline_arguments(w)
+    add_report_to_argument(w)
     t = sub.add_parser("trend", help="trend.json + trend.html of a training run from its saved scorecards (no torch)")
     t.add_argument("dir", metavar="DIR", type=Path, help="the training output folder (or any folder with checkpoint-N reports)")
     t.add_argument("--out", type=Path, help="where trend.json and trend.html go (default DIR/vibes/)")

@@ -98,6 +98,7 @@ class VibesCallback(TrainerCallback):
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self.checks: list[Check] = []
         self._said_no_trainer = False
+        self._said: set[str] = set()
         self._watcher: subprocess.Popen | None = None
 
     # -- Trainer events -----------------------------------------------------------------------
@@ -157,6 +158,7 @@ class VibesCallback(TrainerCallback):
         metrics.update({f"vibes/diagnosis/{d}": float(d in sc.verdict.diagnoses) for d in _known_diagnoses()})
         metrics["vibes/seconds"] = round(seconds, 3)
         self._log_metrics(state, metrics)
+        self._send_answers(args, sc, step, report)
         check = Check(step=step, status=sc.verdict.status.value, diagnoses=list(sc.verdict.diagnoses), report=report,
                       seconds=seconds, model_id=id(used), metrics=metrics)
         self.checks.append(check)
@@ -166,6 +168,20 @@ class VibesCallback(TrainerCallback):
                  + (f" · image_gain {gain:.2f}" if gain is not None else "")
                  + f" · {seconds:.1f} s -> {report / 'scorecard.html'}")
         return check
+
+    def _send_answers(self, args, sc, step: int, report: Path) -> None:
+        """The answers table with thumbnails and the scorecard to the `report_to` trackers (integrations/trackers.py).
+
+        A tracker whose library is missing, whose run is not active or that fails is one line (said once), never a crash.
+        """
+        from vibes_eval.integrations.trackers import trainer_trackers
+
+        trainer_trackers(args.report_to, self.trainer, self._say_once).log(sc, step, report / "scorecard.html")
+
+    def _say_once(self, line: str) -> None:
+        if line not in self._said:
+            self._said.add(line)
+            self.log(f"vibes-eval: {line}")
 
     def _log_metrics(self, state, metrics: dict[str, float]) -> None:
         """Through Trainer.log (log_history and every report_to backend); without a trainer, log_history only."""

@@ -240,7 +240,8 @@ def collect(
         ev.templates = templates and adapter.supports_templates
         ev.in_use = adapter.template_name or "checkpoint"
         if not ev.scoring:
-            ev.unavailable[Need.LIKELIHOODS] = NO_LIKELIHOODS
+            note = adapter.scoring_note
+            ev.unavailable[Need.LIKELIHOODS] = f"No log-likelihoods from the adapter: {note}: skipped." if note else NO_LIKELIHOODS
         if templates and not adapter.supports_templates:
             ev.unavailable[Need.TEMPLATES] = NO_TEMPLATES
         _likelihoods(ev, suite, adapter, ask, tick)

@@ -15,19 +15,22 @@ from pathlib import Path
 from vibes_eval.records import Scorecard, Status
 from vibes_eval.safety import redact, strip_control
 
-__all__ = ["emit_summaries", "scorecard_markdown", "workflow_commands"]
+__all__ = ["emit_summaries", "markdown_cell", "scorecard_markdown", "workflow_commands"]
 
 _CELL = 120
 _ICON = {Status.PASS: "✅", Status.WARN: "⚠️", Status.FAIL: "❌", Status.ERROR: "💥", Status.SKIP: "⏭️"}
 
 
-def _cell(text: object, limit: int = _CELL) -> str:
+def markdown_cell(text: object, limit: int = _CELL) -> str:
     """One Markdown table cell: one line, no control characters, HTML escaped, `|` escaped, bounded."""
     flat = " ".join(strip_control(redact(str(text)), newlines=False).split())
     if len(flat) > limit:
         flat = flat[: limit - 1].rstrip() + "…"
     # "://" broken so a model's link is not rendered as one
     return html.escape(flat, quote=False).replace("|", "\\|").replace("://", ":&#47;&#47;") or " "
+
+
+_cell = markdown_cell  # the short name the tables below use
 
 
 def scorecard_markdown(sc: Scorecard, report: str | None = None) -> str:

@@ -11,7 +11,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MAX_PX", "MIN_PX", "Thumbnail", "allowed_roots", "make_thumbnail", "safe_thumbnail"]
+__all__ = ["MAX_PX", "MIN_PX", "Thumbnail", "allowed_roots", "make_thumbnail", "safe_thumbnail", "thumbnail_image"]
 
 MAX_PX = 160
 """Longest side of a thumbnail; larger images are shrunk to it."""
@@ -41,11 +41,25 @@ def make_thumbnail(image_path: str | Path | None, max_px: int = MAX_PX, min_px: 
     Returns:
         A Thumbnail with `uri` set, or with `uri=None` and a placeholder `note`.
     """
+    img, note = thumbnail_image(image_path, max_px, min_px)
+    if img is None:
+        return Thumbnail(None, note)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True)
+    uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return Thumbnail(uri, note)
+
+
+def thumbnail_image(image_path: str | Path | None, max_px: int = MAX_PX, min_px: int = MIN_PX):
+    """(a small PIL image of `image_path`, its original size as `WxH`), or (None, why there is none).
+
+    The thumbnail of `make_thumbnail`, before encoding: what the trackers log as an image.
+    """
     if not image_path:
-        return Thumbnail(None, "no image")
+        return None, "no image"
     path = Path(image_path)
     if not path.is_file():
-        return Thumbnail(None, f"image not found: {path.name or path}")
+        return None, f"image not found: {path.name or path}"
     from PIL import Image
 
     from vibes_eval.limits import MAX_PIXELS
@@ -53,14 +67,14 @@ def make_thumbnail(image_path: str | Path | None, max_px: int = MAX_PX, min_px: 
     try:
         with Image.open(path) as im:
             if im.size[0] * im.size[1] > MAX_PIXELS:  # checked from the header, before decoding
-                return Thumbnail(None, f"image too large to show: {path.name} ({im.size[0]}x{im.size[1]})")
+                return None, f"image too large to show: {path.name} ({im.size[0]}x{im.size[1]})"
             im.load()
             size = im.size
             img = im.convert("RGBA" if _has_alpha(im) else "RGB")
     # Pillow raises OSError, ValueError, SyntaxError or DecompressionBombError for bad files
     # depending on the format plugin; none of them may stop the report.
     except Exception as e:  # noqa: BLE001
-        return Thumbnail(None, f"image unreadable: {path.name} ({type(e).__name__})")
+        return None, f"image unreadable: {path.name} ({type(e).__name__})"
 
     w, h = img.size
     longest = max(w, h)
@@ -69,10 +83,7 @@ def make_thumbnail(image_path: str | Path | None, max_px: int = MAX_PX, min_px: 
     elif longest * 2 <= min_px:
         k = min_px // longest
         img = img.resize((w * k, h * k), Image.Resampling.NEAREST)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=True)
-    uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-    return Thumbnail(uri, f"{size[0]}x{size[1]}")
+    return img, f"{size[0]}x{size[1]}"
 
 
 def _has_alpha(im) -> bool:

@@ -154,6 +154,7 @@ class OpenAIAdapter(Adapter):
         self.root = url_without_userinfo(root)  # what is shown and recorded: never user:password@
         self.base_url = self.root + "/v1"
         self._path_prefix = urllib.parse.urlsplit(self.base_url).path
+        self._root_prefix = urllib.parse.urlsplit(self.root).path
         self.model = model
         self.profile = profile
         self.concurrency, self.timeout, self.tries, self.backoff = concurrency, float(timeout), tries, backoff
@@ -176,18 +177,21 @@ class OpenAIAdapter(Adapter):
         # (prompt log-probabilities offered?, why): asked once, here, unless the caller already knows
         self._scoring = self._probe_scoring() if scoring is None else (scoring, "given by the caller")
         self.supports_scoring = self._scoring[0]
+        self.scoring_note = None if self._scoring[0] else redact(self._scoring[1])
         self.supports_templates = self._scoring[0]  # other templates reach the scoring requests as vLLM's `chat_template`
 
     # -- HTTP -------------------------------------------------------------------------------
-    def _call(self, method: str, path: str, payload: dict | None = None) -> Any:
+    def _call(self, method: str, path: str, payload: dict | None = None, *, native: bool = False) -> Any:
         """One exchange; the parsed JSON body, or RemoteError saying what happened and whether to retry.
+
+        `path` is under `/v1`, or with `native` under the server's root (SGLang's `/generate`).
 
         http.client, not urllib: no redirect is followed (urllib would resend the Authorization
         header to whatever host a 302 names) and no proxy is consulted; the whole exchange
         (connect, headers, body) must finish within `timeout` seconds, and the body is read up to
         MAX_RESPONSE_BYTES.
         """
-        url = self.base_url + path
+        url = (self.root if native else self.base_url) + path
         headers = {"Accept": "application/json", "User-Agent": "vibes-eval"}
         data = None
         if payload is not None:
@@ -197,7 +201,8 @@ class OpenAIAdapter(Adapter):
             headers["Authorization"] = self._auth
         with Exchange(self, url) as ex:
             try:
-                status, reason, resp_headers, body = ex.send(method, self._path_prefix + path, data, headers)
+                status, reason, resp_headers, body = ex.send(method, (self._root_prefix if native else self._path_prefix) + path,
+                                                            data, headers)
             except TooLarge:
                 raise RemoteError(f"HTTP 200 from {url}: the answer is over {MAX_RESPONSE_BYTES >> 20} MiB: not read") from None
             except (OSError, http.client.HTTPException) as e:  # refused, reset, timeout, bad status line
@@ -225,13 +230,13 @@ class OpenAIAdapter(Adapter):
         except (ValueError, RecursionError):
             raise RemoteError(redact(f"HTTP {status} from {url}: not JSON: {_server_message(body)}")) from None
 
-    def _call_with_retries(self, method: str, path: str, payload: dict | None = None) -> Any:
+    def _call_with_retries(self, method: str, path: str, payload: dict | None = None, *, native: bool = False) -> Any:
         if self._unanswered >= GIVE_UP_AFTER:  # a server that lets requests time out is not asked 26 x 3 more times
             raise RemoteError(f"not sent: the server at {self.base_url} let {self._unanswered} requests in a row time out "
                               f"(--timeout {self.timeout:g} s, {self.tries} tries each)")
         for attempt in range(self.tries):
             try:
-                result = self._call(method, path, payload)
+                result = self._call(method, path, payload, native=native)
                 self._unanswered = 0
                 return result
             except RemoteError as e:
@@ -340,7 +345,8 @@ class OpenAIAdapter(Adapter):
         from vibes_eval.adapters.openai.prompt_logprobs import probe_support
 
         grey = _encode_png(Image.new("RGB", (64, 64), (122, 116, 104)))
-        return probe_support(lambda payload: self._call_with_retries("POST", "/chat/completions", payload), self.model, grey)
+        offered, why = probe_support(lambda payload: self._call_with_retries("POST", "/chat/completions", payload), self.model, grey)
+        return offered, why if offered else why + _why_not((self.server_info or {}).get("owned_by"))
 
     def score(self, requests: list[Request], targets: list[str]) -> list[float | None]:
         """Mean log-likelihood per token of each target, from the server's prompt log-probabilities.
@@ -383,6 +389,16 @@ class OpenAIAdapter(Adapter):
         return fp
 
 
+def _why_not(owner: object) -> str:
+    """What the server's kind says about prompt log-probabilities with an image over chat completions."""
+    if owner == "vllm":
+        return ("; vLLM returns prompt log-probabilities for text prompts only, not for image prompts over chat completions "
+                "(vllm-project/vllm#16107)")
+    if owner == "sglang":
+        return "; SGLang returns them from its native /generate: use --adapter sglang"
+    return ""
+
+
 def add_openai_arguments(parser) -> None:
     """The `run` flags of the openai loader: --base-url, --model, --concurrency, --timeout."""
     g = parser.add_argument_group("OpenAI-compatible server (--adapter openai)")
@@ -409,3 +425,16 @@ def suggested_suite(base_url: str, model: str, timeout: float | None = None) -> 
         return None
     name = (probe.server_info or {}).get("suite")
     return name if isinstance(name, str) and name in BUNDLED_SUITES else None
+
+
+def server_owner(base_url: str, model: str, timeout: float | None = None) -> str | None:
+    """Who serves `model`: its /v1/models entry's `owned_by` (`sglang`, `vllm`, ...), or None when it cannot be told.
+
+    One GET /v1/models, no retry, at most 10 s, no scoring probe.
+    """
+    try:
+        probe = OpenAIAdapter(base_url, model, timeout=min(timeout or DEFAULT_TIMEOUT, 10.0), tries=1, scoring=False)
+    except (UsageError, CheckpointError):
+        return None
+    owner = (probe.server_info or {}).get("owned_by")
+    return owner if isinstance(owner, str) else None
