@@ -1,7 +1,9 @@
+import json
 import subprocess
 import sys
 
 import pytest
+from helpers import FIXTURES
 
 from vibes_eval.judge.registry import PROBES, Probe, run_answer_probes
 from vibes_eval.probes.text import (
@@ -10,7 +12,10 @@ from vibes_eval.probes.text import (
     nonwords,
     prompt_echo,
     runaway,
+    symbol_salad,
     template_leak,
+    too_short,
+    word_salad,
 )
 from vibes_eval.records import Response, Signal, Status
 
@@ -76,7 +81,9 @@ def test_a_crash_without_a_message_still_has_a_reason():
     assert signal.reason
 
 
-@pytest.mark.parametrize("probe", ["loops", "runaway", "nonwords", "template_leak", "prompt_echo"])
+@pytest.mark.parametrize(
+    "probe", ["loops", "runaway", "nonwords", "word_salad", "symbol_salad", "template_leak", "prompt_echo", "too_short"]
+)
 def test_other_probes_skip_a_crash(probe):
     crashed = answer("partial te", finish="error", error="RuntimeError: boom")
     signal = PROBES[probe].run(crashed, "Describe the image.", 64)
@@ -334,7 +341,9 @@ def test_prompt_echo(question, text, status):
 # --- the registry ------------------------------------------------------------------------------
 
 
-ANSWER_PROBES = ["empty", "loops", "runaway", "nonwords", "template_leak", "prompt_echo"]
+ANSWER_PROBES = [
+    "empty", "loops", "runaway", "nonwords", "word_salad", "symbol_salad", "template_leak", "prompt_echo", "too_short"
+]
 
 
 def test_registry_order_and_names():
@@ -364,7 +373,7 @@ def test_a_broken_answer_fails_several_probes():
 
 def test_a_crash_gives_one_error_and_skips():
     signals = run_answer_probes(answer("", finish="error", error="boom"), "Q?", 64)
-    assert [s.status for s in signals] == [ERROR, SKIP, SKIP, SKIP, SKIP, SKIP]
+    assert [s.status for s in signals] == [ERROR] + [SKIP] * (len(ANSWER_PROBES) - 1)
 
 
 def test_a_crashing_probe_becomes_an_error_signal(monkeypatch):
@@ -419,3 +428,121 @@ def test_lexicon_works_when_the_cache_folder_cannot_be_written(tmp_path, monkeyp
     monkeypatch.setattr(Path, "unlink", refuse)
     assert nonwords(answer("A red circle on the left."), "?", 64).status is PASS
     assert "circle" in text._KNOWN and not list(tmp_path.glob("lexicon-en-*"))
+
+
+# --- calibrated on real answers (tests/fixtures/real_answers) -------------------------------------
+
+# verbatim from issue threads (tests/fixtures/real_answers/broken_issue_threads.jsonl)
+WORD_SALAD_LLAMA_CPP = (  # ggml-org/llama.cpp#6944, llava-v1.6-mistral-7b gguf
+    "to to a,, new do s is and d t, in in is, r is to and,, h to a  and is is t.. for s has m d,., a. is,, m he "
+    "un, and b st a to to #. r. d t n is the to.' with, l the to., is is and t r and a t in, re h s d a is"
+)
+CONTENT_SALAD_VLLM = (  # vllm-project/vllm#12096
+    "Four encourages rib turkey greatest Cells Highway elementary practicing backward referralswhich Charlie "
+    "-law bolt darkness Round stereotype Victor-'sha wifi eth Meter ded Tor trace Chile parts save smells Mut"
+)
+SYMBOL_SALAD_PHI3 = (  # ggml-org/llama.cpp#6944, llava-phi-3-mini
+    "â }` on }`RESS, and thus,uminate, whereas, }` }`raint, but, }`, }`ioned, while, }` }`RESS, especially and "
+    "hence, }`ktion, }`RESS,RESS,abeth,uminate,オ,RESS, }`ività,RESS,ício,raint, }`derr, }`derr, and th"
+)
+TABLE_BY_COUNTRY = next(  # a published llava-v1.5-13b answer that compresses 6.1x: one paragraph per country
+    json.loads(line)["answer"] for line in (FIXTURES / "real_answers" / "llava15_mm_vet.jsonl").read_text().splitlines()
+    if json.loads(line)["answer"].startswith("The table below displays the percentage of national consumer")
+)
+
+
+@pytest.mark.parametrize(
+    "text, status",
+    [
+        ("4k - 4k - 4k - 4k - 4k - 4k", FAIL),  # LLaVA#651, a stage-1 checkpoint
+        ("SelfSelfSelfSelfSelfSelfSelfSelf", FAIL),  # LLaVA#1284
+        ("2 2 2 2 2 2 2 2 2 2 cats are two cats", FAIL),  # transformers#29850
+        ("<pad><pad><pad><pad><pad><pad>", FAIL),
+        ("L 1. 000000000000000\n\n11500000000000001", FAIL),  # vllm#2255: digits, not a number
+        (TABLE_BY_COUNTRY, WARN),  # a long structured answer is no loop, whatever zlib says: it may warn
+        ("| yes | yes | yes | yes |\n|---|---|---|---|", PASS),  # a table row
+        ("The budget was 1,000,000,000,000 dollars.", PASS),
+        ("Here:\n```\n}\n}\n}\n}\n```\nDone.", PASS),  # code repeats: fenced code is left out
+        ("* * *\n\n**Intro**", PASS),  # a markdown rule
+    ],
+)
+def test_loops_on_real_shapes(text, status):
+    signal = loops(answer(text), "Describe the image.", 64)
+    assert signal.status is status, signal.reason
+
+
+@pytest.mark.parametrize(
+    "text, status",
+    [
+        (WORD_SALAD_LLAMA_CPP, FAIL),  # real words, mean length 1.8
+        (CONTENT_SALAD_VLLM, FAIL),  # real words, no function words
+        (LLAVA_DESCRIPTION, PASS),
+        (TABLE_BY_COUNTRY, PASS),
+        ("Arnaqueur c'est pas le même prix afficher en plus moi il m'as vendu une cuisinière à 650 meme le recu "
+         "je l'est toujours j'allais acheter la cuisinière à 850 quand je lui est dis j'ai toujours refusé", PASS),
+        ("red circle", PASS),  # too short to judge
+    ],
+)
+def test_word_salad(text, status):
+    signal = word_salad(answer(text), "Describe the image.", 64)
+    assert_well_formed(signal, "word_salad")
+    assert signal.status is status, (signal.reason, signal.evidence)
+
+
+@pytest.mark.parametrize(
+    "text, status",
+    [
+        (SYMBOL_SALAD_PHI3, FAIL),
+        ("<UNK> <UNK> <UNK> ...... <UNK>", FAIL),  # OpenGVLab/Ask-Anything#125
+        (LLAVA_DESCRIPTION, PASS),
+        ("Use `print()` here:\n```python\nprint({'a': 1})\n```\nIt prints {a: 1}.", PASS),
+        ("The formula is $$d = \\sqrt{(x_2 - x_1)^2}$$ and it is simple.", PASS),
+        ("A -> B -> C, then 50% & more.", PASS),
+    ],
+)
+def test_symbol_salad(text, status):
+    signal = symbol_salad(answer(text), "What is it?", 64)
+    assert_well_formed(signal, "symbol_salad")
+    assert signal.status is status, (signal.reason, signal.evidence)
+
+
+@pytest.mark.parametrize(
+    "question, text, status",
+    [
+        ("Describe the image.", "The", FAIL),
+        ("Describe the image in detail.", "na", FAIL),
+        ("Describe everyone in the picture in as much detail as possible.", "Depository Photos", WARN),  # published OV
+        ("Describe the image.", LLAVA_DESCRIPTION, PASS),
+        ("Describe the image in one word.", "Cat", PASS),
+        ("What color is the bus?\nAnswer the question using a single word or phrase.", "Red", PASS),
+        ("What color is the bus?", "Red", PASS),  # not a request for a description
+        ("Caption the image in 5 words.", "Bus", PASS),
+    ],
+)
+def test_too_short(question, text, status):
+    signal = too_short(answer(text), question, 64)
+    assert_well_formed(signal, "too_short")
+    assert signal.status is status, signal.reason
+
+
+def test_prompt_echo_tells_restating_from_parroting():
+    question = "In a world where automation is becoming increasingly prevalent, is it more important to prioritize job creation?"
+    restated = (  # Bard's style (chat_models.jsonl): restate, then answer at length
+        "In a world where automation is becoming increasingly prevalent, it is important to prioritize both job "
+        "creation and technological progress. Technological progress can lead to job creation by creating new "
+        "industries and demand for new products and services, while retraining helps workers move between them."
+    )
+    assert prompt_echo(answer(restated), question, 64).status is PASS
+    assert prompt_echo(answer(question + " Yes."), question, 64).status is FAIL
+
+
+@pytest.mark.parametrize("text", ["<UNK> <UNK>", "A cat.<pad><pad>", "\u2047 <image> An image"])
+def test_template_leak_sees_unknown_and_padding_tokens(text):
+    assert template_leak(answer(text), "Q?", 64).status is FAIL
+
+
+def test_runaway_calls_a_tail_that_repeats_at_the_limit_a_loop():
+    text = "no and a red circle on the left and a red square on the right shape and a red square on the right "
+    text += "shape and a red square on the right on"  # the wrong-template toy at max_new_tokens: 2.9 copies
+    assert loops(answer(text), "Describe the image.", 32).status is not FAIL
+    assert runaway(answer(text, finish="length", new_tokens=32), "Describe the image.", 32).status is FAIL

@@ -10,6 +10,7 @@ The public API, in one place (everything else is an implementation module):
 - `evaluate`, `RunOptions`: the one way in (vibes_eval.api, vibes_eval.options);
 - `open_adapter`, `AdapterSpec`, `Adapter`: a model behind the Adapter interface (vibes_eval.adapters);
 - `load_suite`, `Suite`: suites; `load_scorecard`, `Scorecard`, `Signal`, `Status`: results;
+- `check_answers`: the text probes on answers another tool generated (vibes_eval.answers);
 - the error classes of vibes_eval.errors, each with its exit code.
 
 The names are imported lazily (PEP 562), so `import vibes_eval` and `vibes-eval --help` load
@@ -34,9 +35,10 @@ _LAZY = {
     "Scorecard": "vibes_eval.records",
     "Signal": "vibes_eval.records",
     "Status": "vibes_eval.records",
+    "check_answers": "vibes_eval.answers",
     **{name: "vibes_eval.errors" for name in (
         "VibesError", "UsageError", "SuiteError", "CheckpointError", "RemoteError", "EvaluationFailed", "BaselineError",
-        "BudgetError", "CompareError", "VibesUsageError",
+        "BudgetError", "CompareError", "VibesUsageError", "AnswerFileError",
     )},
 }
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from vibes_eval.records import Scorecard
 
 __all__ = [
+    "AnswerFileError",
     "EXIT_EVAL",
     "EXIT_GATE",
     "EXIT_INTERRUPTED",
@@ -150,6 +151,10 @@ class BudgetError(UsageError):
 
 class BaselineError(UsageError):
     """An unusable --baseline: one line naming the file; exit code 2."""
+
+
+class AnswerFileError(UsageError):
+    """An answer file `check-answers` cannot read: one line naming the file, the line or row, the field; exit 2."""
 
 
 class ImageTooLarge(ValueError):

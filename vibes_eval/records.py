@@ -70,8 +70,11 @@ class ProbeName(str, Enum):
     LOOPS = "loops"
     RUNAWAY = "runaway"
     NONWORDS = "nonwords"
+    WORD_SALAD = "word_salad"
+    SYMBOL_SALAD = "symbol_salad"
     TEMPLATE_LEAK = "template_leak"
     PROMPT_ECHO = "prompt_echo"
+    TOO_SHORT = "too_short"
     EXPECT = "expect"
 
     def __str__(self) -> str:

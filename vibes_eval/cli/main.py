@@ -32,10 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("suite", metavar="SUITE")
 
     from vibes_eval.cli.budget import add_budget_parser
+    from vibes_eval.cli.check_answers import add_check_answers_parser
     from vibes_eval.cli.compare import add_compare_parser
     from vibes_eval.serve.server import add_serve_parser
 
     add_budget_parser(sub)
+    add_check_answers_parser(sub)
     add_compare_parser(sub)
     add_serve_parser(sub)
     from vibes_eval.cli.watch import add_watch_parsers
@@ -195,6 +197,12 @@ def _cmd_trend(args) -> int:
     return trend_command(args)
 
 
+def _cmd_check_answers(args) -> int:
+    from vibes_eval.cli.check_answers import check_answers_command
+
+    return check_answers_command(args)
+
+
 def _cmd_run(args) -> int:
     from vibes_eval.cli.run import run_command
 
@@ -202,6 +210,7 @@ def _cmd_run(args) -> int:
 
 
 COMMANDS = {"demo": _cmd_demo, "run": _cmd_run, "validate": _cmd_validate, "budget": _cmd_budget, "compare": _cmd_compare, "toy": _cmd_toy,
+            "check-answers": _cmd_check_answers,
             "serve": _cmd_serve, "watch": _cmd_watch, "trend": _cmd_trend}
 
 

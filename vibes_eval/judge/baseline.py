@@ -2,7 +2,8 @@
 
 Two rules fail the gate with the diagnosis `regression`, whatever the absolute thresholds say:
 
-- a prompt that passed in the baseline and fails now;
+- a prompt that passed in the baseline and fails now (a refusal prompt: that is answered now, which
+  under `gate.refusals: baseline` only warns on its own);
 - a signal that falls by more than its tolerance (REGRESSION_TOLERANCES: image_gain down by 30%
   or more, cross_match down by 0.25, ...).
 
@@ -98,15 +99,18 @@ def compare_to_baseline(sc: Scorecard, baseline: Scorecard, path: str | Path) ->
                for i in dict.fromkeys([*old, *new]) if old.get(i) != new.get(i)]
     diff = [FingerprintChange(key=r.key, before=r.values[0], after=r.values[1])
             for r in fingerprint_diff([baseline, sc], only_diff=True)][:FINGERPRINT_LIMIT]
-    regressed = any(r.status == Status.FAIL for r in rows) or any(_lost(c) for c in changes)
+    refusals = {p.id for p in sc.prompts if p.category == "refusal"}
+    regressed = any(r.status == Status.FAIL for r in rows) or any(_lost(c, refusals) for c in changes)
     return BaselineComparison(path=str(path), checkpoint=baseline.checkpoint,
                               same_suite=baseline.suite.get("sha256") == sc.suite.get("sha256"),
                               rows=rows, prompts=changes, fingerprint=diff, regressed=regressed)
 
 
-def _lost(change: PromptChange) -> bool:
-    """A prompt that passed in the baseline and fails (or could not be evaluated) now."""
-    return change.before == Status.PASS and change.after in (Status.FAIL, Status.ERROR)
+def _lost(change: PromptChange, refusals: set[str] | frozenset[str] = frozenset()) -> bool:
+    """A prompt that passed in the baseline and fails (or could not be evaluated) now; a refusal prompt
+    that was refused then and only warns now (answered, under gate.refusals: baseline) is lost too."""
+    worse = (Status.FAIL, Status.ERROR, Status.WARN) if change.id in refusals else (Status.FAIL, Status.ERROR)
+    return change.before == Status.PASS and change.after in worse
 
 
 def apply_baseline(sc: Scorecard, baseline: Scorecard, path: str | Path) -> Scorecard:
@@ -122,10 +126,15 @@ def apply_baseline(sc: Scorecard, baseline: Scorecard, path: str | Path) -> Scor
     lines = [f"Regression against the baseline {baseline.checkpoint}: " + "; ".join(
         f"{r.name} {r.before:.2f} -> {r.after:.2f} ({r.change}; fails when it {r.tolerance})"
         for r in cmp.rows if r.status == Status.FAIL)] if any(r.status == Status.FAIL for r in cmp.rows) else []
+    refusals = {p.id for p in sc.prompts if p.category == "refusal"}
     lost = [c.id for c in cmp.prompts if _lost(c)]
+    unrefused = [c.id for c in cmp.prompts if c.id in refusals and _lost(c, refusals) and not _lost(c)]
     if lost:
         lines.append(f"{len(lost)} prompt{'s' if len(lost) != 1 else ''} passed in the baseline and "
                      f"fail{'s' if len(lost) == 1 else ''} now: {', '.join(lost)}.")
+    if unrefused:
+        lines.append(f"{len(unrefused)} refusal prompt{'s' if len(unrefused) != 1 else ''} refused in the baseline "
+                     f"{'are' if len(unrefused) != 1 else 'is'} answered now (a lost refusal): {', '.join(unrefused)}.")
     error = v.status == Status.ERROR
     verdict = Verdict(status=Status.ERROR if error else Status.FAIL, diagnoses=[*v.diagnoses, "regression"],
                       summary=[*v.summary, *lines], exit_code=v.exit_code if error else max(v.exit_code, EXIT_GATE))

@@ -100,8 +100,11 @@ for _name, _fn in (
     (ProbeName.LOOPS, text.loops),
     (ProbeName.RUNAWAY, text.runaway),
     (ProbeName.NONWORDS, text.nonwords),
+    (ProbeName.WORD_SALAD, text.word_salad),
+    (ProbeName.SYMBOL_SALAD, text.symbol_salad),
     (ProbeName.TEMPLATE_LEAK, text.template_leak),
     (ProbeName.PROMPT_ECHO, text.prompt_echo),
+    (ProbeName.TOO_SHORT, text.too_short),
 ):
     answer_probe(_name)(_fn)
 

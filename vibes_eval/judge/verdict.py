@@ -22,7 +22,7 @@ __all__ = ["EXIT_EVAL", "EXIT_GATE", "EXIT_OK", "judge", "load_error_verdict"]
 
 GIBBERISH_SHARE = thresholds.GIBBERISH_SHARE.value  # share of answers failing a language probe: gibberish
 P = ProbeName
-_LANGUAGE = (P.NONWORDS, P.LOOPS, P.EMPTY)
+_LANGUAGE = (P.NONWORDS, P.WORD_SALAD, P.SYMBOL_SALAD, P.LOOPS, P.EMPTY)
 _PROJECTOR = (P.PROJECTOR_MISSING, P.PROJECTOR_WEIGHTS, P.PROJECTOR_NORM, P.COLLAPSE)
 _DECISIVE = (P.PROJECTOR_MISSING, P.PROJECTOR_WEIGHTS)
 """Facts about the loaded weights: the projector is not the trained one whatever the likelihoods say."""
@@ -102,6 +102,12 @@ def _behaviour(f: _Findings, prompts: list[PromptResult], errors: list[str]) -> 
 
     refusals = [p for p in prompts if p.category == "refusal" and p.answer is not None]
     missed = [p for p in refusals if any(s.probe == P.EXPECT and s.status == Status.FAIL for s in p.signals)]
+    answered = [p for p in refusals if any(s.probe == P.EXPECT and s.status == Status.WARN for s in p.signals)]
+    if answered:  # gate.refusals: baseline (api._refusal_policy): said, not gated
+        f.summary.append(
+            f"{len(answered)}/{len(refusals)} refusal prompts were answered ({answered[0].id}): not gated "
+            "(gate.refusals: baseline); --baseline fails a refusal the baseline gave."
+        )
     if missed:
         f.diagnoses.append(Diagnosis.REFUSAL_MISSING)
         f.summary.append(

@@ -3,7 +3,9 @@
 Every probe here is a pure function `(response, question, max_new_tokens) -> Signal`,
 registered as an answer probe in `judge/registry.py`. They catch the symptoms that
 need no image at all: empty answers, decoding loops, answers that run to
-max_new_tokens, gibberish, chat-template role tags in the answer, and the question echoed back.
+max_new_tokens, gibberish, word and symbol salad, chat-template role tags in the answer, the
+question echoed back, and a one-word answer to a request for a description. Their numbers live in
+judge/thresholds.py, calibrated on real answers (tests/fixtures/real_answers, bench/real_answers.py).
 
 A crashed generation (`finish == "error"`) is reported once, as an ERROR from `empty`; the
 other probes return SKIP for it, since there is no answer to read.
@@ -18,6 +20,7 @@ from difflib import SequenceMatcher
 from functools import wraps
 
 from vibes_eval.judge import thresholds as th
+from vibes_eval.probes import salad
 from vibes_eval.probes.repetition import loopiness as _loopiness
 from vibes_eval.records import ProbeName, Response, Signal, Status
 
@@ -28,7 +31,10 @@ __all__ = [
     "nonwords",
     "prompt_echo",
     "runaway",
+    "symbol_salad",
     "template_leak",
+    "too_short",
+    "word_salad",
 ]
 
 TextProbe = Callable[[Response, str, int], Signal]
@@ -132,8 +138,11 @@ def runaway(response: Response, question: str, max_new_tokens: int) -> Signal:
     evidence.update(
         repeated_3gram_share=found.evidence["repeated_3gram_share"],
         compression_ratio=found.evidence["compression_ratio"],
+        copies=found.evidence["copies"],
     )
-    if found.status is Status.FAIL:
+    # cut by the limit, a tail repeating 2.5 times is a loop the limit stopped, not a long answer
+    looped = found.evidence["copies"] >= th.RUNAWAY_COPIES or found.evidence["sentence_copies"] >= 2
+    if found.status is Status.FAIL or looped or found.evidence["repeated_3gram_share"] >= th.REPEATED_3GRAM_WARN:
         reason = f"The answer loops until max_new_tokens={max_new_tokens}: the stop string or template "
         reason += "probably does not match the model, or fp16 overflowed."
         return _signal(ProbeName.RUNAWAY, Status.FAIL, 0.0, reason, **evidence)
@@ -281,6 +290,7 @@ _ROLE_TAGS = (
 _SPECIAL_TOKENS = (
     re.compile(r"</?s>|<image>"),
     re.compile(r"<\|(?!im_start\|>)\w+\|>"),  # <|im_end|>, <|endoftext|>, <|eot_id|>, ...
+    re.compile(r"<(?:unk|pad)>|\u2047", re.IGNORECASE),  # unknown/padding tokens decoded as text (<UNK>, ⁇)
 )
 
 
@@ -327,7 +337,9 @@ def prompt_echo(response: Response, question: str, max_new_tokens: int) -> Signa
     """FAIL when the answer repeats the question; WARN on a partial echo of a long question.
 
     An echo starts where the question starts, which tells it from a restatement
-    ("Is the circle red?" -> "The circle is red." is an answer, not an echo).
+    ("Is the circle red?" -> "The circle is red." is an answer, not an echo). An answer that starts
+    with the question's words and then goes on for max(12, the question's length) words of its own
+    restates the question before answering (Bard and LLaVA do): no echo.
 
     Args:
         response: The model's answer.
@@ -354,6 +366,10 @@ def prompt_echo(response: Response, question: str, max_new_tokens: int) -> Signa
         "question_words": len(q),
         "answer_words": len(a),
     }
+    echoed = len(q) if contained or near >= th.ECHO_WARN else prefix
+    if a != q and len(a) - echoed >= max(th.ECHO_RESTATED_WORDS, len(q)):
+        reason = f"The answer restates the question, then goes on for {len(a) - echoed} words of its own: an answer."
+        return _signal(ProbeName.PROMPT_ECHO, Status.PASS, round(1 - echo, 3), reason, **evidence)
     if a == q or (len(q) >= th.MIN_QUESTION_WORDS and echo >= th.ECHO_FAIL):
         reason = "The answer repeats the question instead of answering it: the chat template probably does "
         reason += "not mark where the answer starts."
@@ -364,3 +380,119 @@ def prompt_echo(response: Response, question: str, max_new_tokens: int) -> Signa
         return _signal(ProbeName.PROMPT_ECHO, Status.WARN, round(1 - echo, 3), reason, **evidence)
     reason = "The answer does not echo the question."
     return _signal(ProbeName.PROMPT_ECHO, Status.PASS, round(1 - echo, 3), reason, **evidence)
+
+
+
+
+@_reads_answer
+def word_salad(response: Response, question: str, max_new_tokens: int) -> Signal:
+    """FAIL when an English answer of 20+ words has (next to) no function words or very short words.
+
+    Real words in no grammatical order pass `nonwords`; they lack what every healthy answer has:
+    function words (the, of, is: at least 21% of the words of every healthy real answer) and a
+    mean word length of 2.7+ letters (see probes/salad.py and judge/thresholds.py).
+
+    Args:
+        response: The model's answer.
+        question: Unused; every text probe has the same signature.
+        max_new_tokens: Unused.
+
+    Returns:
+        The `word_salad` Signal; PASS for short or non-English answers, SKIP without wordfreq.
+    """
+    try:
+        found = salad.word_salad(response.text)
+    except ImportError:
+        reason = "wordfreq is not installed; install it (pip install wordfreq) to check for word salad."
+        return _signal(ProbeName.WORD_SALAD, Status.SKIP, None, reason)
+    if found is None:
+        reason = f"Fewer than {th.SALAD_MIN_WORDS} words, or not mostly common English words: nothing to judge."
+        return _signal(ProbeName.WORD_SALAD, Status.PASS, 1.0, reason)
+    share, length = found["function_word_share"], found["mean_word_length"]
+    counted = f"{share:.0%} of its {found['words']} words are function words (the, of, is ...), mean length {length}"
+    if th.WORD_SALAD_FUNCTION.failed(share) or th.WORD_SALAD_LENGTH.failed(length):
+        reason = f"Word salad: {counted}; real words in no grammatical order: check the LLM weights, the "
+        reason += "projector and the template."
+        return _signal(ProbeName.WORD_SALAD, Status.FAIL, 0.0, reason, **found)
+    if share < th.WORD_SALAD_FUNCTION_WARN or length < th.WORD_SALAD_LENGTH_WARN:
+        return _signal(ProbeName.WORD_SALAD, Status.WARN, 0.5, f"Borderline: {counted}; read the answer.", **found)
+    return _signal(ProbeName.WORD_SALAD, Status.PASS, 1.0, f"Reads as English: {counted}.", **found)
+
+
+@_reads_answer
+def symbol_salad(response: Response, question: str, max_new_tokens: int) -> Signal:
+    """FAIL when many tokens are only symbols or letters glued to code symbols (`}`RESS`, `<UNK>`).
+
+    Args:
+        response: The model's answer.
+        question: Unused; every text probe has the same signature.
+        max_new_tokens: Unused.
+
+    Returns:
+        The `symbol_salad` Signal (fenced code and `$$` math left out).
+    """
+    found = salad.symbol_salad(response.text)
+    if found is None:
+        return _signal(ProbeName.SYMBOL_SALAD, Status.PASS, 1.0, "Too few tokens to judge.")
+    share = found["junk_share"]
+    counted = f"{found['junk_tokens']} of {found['tokens']} tokens are symbols or letters glued to code symbols"
+    if found["junk_tokens"] < th.SYMBOL_SALAD_MIN_JUNK:
+        return _signal(ProbeName.SYMBOL_SALAD, Status.PASS, round(1 - share, 3), f"{counted}: ordinary.", **found)
+    if th.SYMBOL_SALAD.failed(share):
+        reason = f"Symbol salad: {counted}; check the dtype (fp16 overflow), the tokenizer and the template."
+        return _signal(ProbeName.SYMBOL_SALAD, Status.FAIL, round(1 - share, 3), reason, **found)
+    if share >= th.SYMBOL_SALAD_WARN:
+        return _signal(ProbeName.SYMBOL_SALAD, Status.WARN, round(1 - share, 3), f"Borderline: {counted}.", **found)
+    return _signal(ProbeName.SYMBOL_SALAD, Status.PASS, round(1 - share, 3), f"{counted}: ordinary.", **found)
+
+
+# --- too_short ---------------------------------------------------------------------------------
+
+_DESCRIBE = re.compile(
+    r"\b(?:describe|description|caption|explain|elaborate|tell me about|what is happening|what's happening|"
+    r"what happens|summari[sz]e|in detail|narrate)\b",
+    re.IGNORECASE,
+)
+_BRIEF = re.compile(
+    r"\b(?:single word|one word|a word|short phrase|a phrase|briefly|short answer|yes or no|one or two words|"
+    r"few words|the letter|option)\b",
+    re.IGNORECASE,
+)
+_IN_N_WORDS = re.compile(r"\bin (\d+) words", re.IGNORECASE)
+_REAL_WORD = re.compile(r"[^\W\d_]{2,}")
+
+
+def _asks_for_a_description(question: str) -> bool:
+    if not _DESCRIBE.search(question) or _BRIEF.search(question):
+        return False
+    limit = _IN_N_WORDS.search(question)
+    return limit is None or int(limit.group(1)) >= 10
+
+
+@_reads_answer
+def too_short(response: Response, question: str, max_new_tokens: int) -> Signal:
+    """FAIL when a request for a description gets one word ("The", "na"); WARN on two or three.
+
+    Only questions that ask to describe, caption or explain, and do not ask for a word or a short
+    answer, are judged; a published llava-onevision-qwen2-7b-ov-hf once answered "Depository Photos" (a watermark) to
+    "Describe everyone in the picture": two words warn, they do not fail.
+
+    Args:
+        response: The model's answer.
+        question: The question the model was asked.
+        max_new_tokens: Unused.
+
+    Returns:
+        The `too_short` Signal.
+    """
+    if not _asks_for_a_description(question):
+        return _signal(ProbeName.TOO_SHORT, Status.PASS, 1.0, "The question does not ask for a description.")
+    words = len(_REAL_WORD.findall(response.text))
+    evidence = {"words": words}
+    if th.TOO_SHORT.failed(words):
+        reason = f"A description was asked for and the answer has {words} word(s): generation stopped at once; "
+        reason += "check the stop string, the template and batched padding."
+        return _signal(ProbeName.TOO_SHORT, Status.FAIL, 0.0, reason, **evidence)
+    if words <= th.TOO_SHORT_WARN:
+        return _signal(ProbeName.TOO_SHORT, Status.WARN, 0.5, f"A description was asked for; the answer has {words} words.", **evidence)
+    return _signal(ProbeName.TOO_SHORT, Status.PASS, 1.0, f"The answer has {words} words.", **evidence)

@@ -181,6 +181,10 @@ class Gate(_Model):
     """Most prompts that may warn before the gate fails."""
     fail_on: list[str] = Field(default_factory=lambda: list(DIAGNOSES))
     """Diagnoses that fail the gate whatever the counts (default: all of them)."""
+    refusals: Literal["required", "baseline"] = "required"
+    """`required`: an answered refusal prompt fails (diagnosis refusal_missing). `baseline`: it warns, and
+    fails only when `--baseline` shows the same prompt refused (a fine-tune that lost its base's refusal):
+    published LLaVA-1.5, NeXT and OneVision checkpoints mostly answer questions about the person in a photo."""
 
     @field_validator("fail_on", mode="before")
     @classmethod
