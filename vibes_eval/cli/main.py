@@ -12,7 +12,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from vibes_eval.errors import EXIT_OK, EXIT_USAGE, Terminated, UsageError, VibesError, exit_code_for, report
+from vibes_eval.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    Terminated,
+    UsageError,
+    VibesError,
+    exit_code_for,
+    report,
+)
 
 __all__ = ["main"]
 
@@ -183,8 +193,16 @@ def main(argv: list[str] | None = None) -> int:
     except VibesError as e:  # one line; errors.exit_code_for maps it to 2 or 3
         return report(e)
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (console_main): files being written are removed, finished ones stay
-        print(f"vibes-eval: {'terminated' if isinstance(e, Terminated) else 'interrupted'}", file=sys.stderr)
-        return exit_code_for(e)
+        return _interrupted(e)
+
+
+def _interrupted(e: KeyboardInterrupt) -> int:
+    """Say `vibes-eval: interrupted` (or terminated) once; 130 or 143."""
+    import vibes_eval.interrupt as interrupt
+
+    print(f"vibes-eval: {'terminated' if isinstance(e, Terminated) else 'interrupted'}", file=sys.stderr, flush=True)
+    interrupt.said()
+    return exit_code_for(e)
 
 
 def console_main() -> None:
@@ -196,17 +214,26 @@ def console_main() -> None:
     when torch was loaded, stdout and stderr are flushed and the process ends with `os._exit`;
     every file the command writes is closed before `main` returns. Not under a profiler, a
     tracer or coverage (they write their data at exit), nor with VIBES_EVAL_FAST_EXIT=0.
+
+    Ctrl-C and SIGTERM (`vibes_eval.interrupt`): they unwind as KeyboardInterrupt / Terminated (a
+    file being written is removed), are remembered where a library swallows them, and end the
+    process within about a second; an interrupted command always ends with `os._exit` (the
+    teardown would join worker threads still waiting on a server).
     """
     import os
-    import signal
 
-    def terminated(signum, frame):  # SIGTERM unwinds like Ctrl-C: no half-written temporary file is left behind
-        raise Terminated()
+    import vibes_eval.interrupt as interrupt
 
-    signal.signal(signal.SIGTERM, terminated)
-    code = main()
+    interrupt.install()
+    try:
+        code = main()
+    except KeyboardInterrupt as e:  # before the command started (parsing its arguments)
+        code = _interrupted(e)
+    if interrupt.requested() is not None and code not in (EXIT_INTERRUPTED, EXIT_TERMINATED):  # a library swallowed it
+        code = _interrupted(interrupt.exception())
     observed = sys.gettrace() is not None or sys.getprofile() is not None or "coverage" in sys.modules
-    if "torch" not in sys.modules or observed or os.environ.get("VIBES_EVAL_FAST_EXIT") == "0":
+    stopped = interrupt.requested() is not None
+    if not (stopped or "torch" in sys.modules) or observed or os.environ.get("VIBES_EVAL_FAST_EXIT") == "0":
         raise SystemExit(code)  # a profiler or coverage writes its data at exit: let it
     for stream in (sys.stdout, sys.stderr):
         try:
