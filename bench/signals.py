@@ -183,6 +183,8 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="write every try here")
     a = ap.parse_args()
     cold = not a.warm
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started in the background of a shell: the children would ignore it too
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()

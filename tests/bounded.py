@@ -52,15 +52,15 @@ def until(condition: Callable[[], object], seconds: float, what: str, every: flo
         time.sleep(every)
 
 
-def output_until(proc: subprocess.Popen, marker: str, seconds: float, what: str) -> str:
-    """What `proc` wrote to its stdout pipe up to and including `marker`, read within `seconds`; else the test fails.
+def output_until(proc: subprocess.Popen, marker: str, seconds: float, what: str, stream: str = "stdout") -> str:
+    """What `proc` wrote to its `stream` pipe up to and including `marker`, read within `seconds`; else the test fails.
 
     Reads the pipe's file descriptor directly (select + os.read), so `finish(proc, ...)` reads the rest afterwards.
     """
     import os
     import select
 
-    fd, seen, end = proc.stdout.fileno(), b"", time.monotonic() + seconds
+    fd, seen, end = getattr(proc, stream).fileno(), b"", time.monotonic() + seconds
     while marker.encode() not in seen:
         left = end - time.monotonic()
         ready = select.select([fd], [], [], max(0.0, left))[0] if left > 0 else []
@@ -69,6 +69,6 @@ def output_until(proc: subprocess.Popen, marker: str, seconds: float, what: str)
             proc.kill()
             proc.communicate(timeout=30)
             pytest.fail(f"{what}: {marker!r} not written within {seconds:g} s ({'ended' if ready else 'timed out'}); "
-                        f"stdout so far: {seen[-500:]!r}")
+                        f"{stream} so far: {seen[-500:]!r}")
         seen += chunk
     return seen.decode(errors="replace")

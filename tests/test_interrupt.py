@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from bounded import finish
+from bounded import finish, output_until
 
 import vibes_eval.interrupt as interrupt
 from vibes_eval.errors import Terminated
@@ -133,3 +133,16 @@ def test_a_remote_request_cancelled_while_it_registers_is_not_sent():
 
     with Exchange(Adapter, "http://127.0.0.1:9/v1/x") as ex, pytest.raises(OSError, match="cancelled"):
         ex.send("GET", "/v1/x", None, {})  # sent anyway before the fix: refused by port 9, or held for --timeout
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_serve_ends_with_the_documented_code_within_about_a_second(zoo_dir, sig, code):
+    proc = subprocess.Popen([sys.executable, "-m", "vibes_eval", "serve", str(zoo_dir / "healthy"), "--port", "0"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    output_until(proc, "(Ctrl-C to stop)", 120, "vibes-eval serve starting", stream="stderr")
+    t0 = time.monotonic()
+    proc.send_signal(sig)
+    _, err = finish(proc, 30, f"vibes-eval serve after {signal.Signals(sig).name}")
+    took = time.monotonic() - t0
+    assert proc.returncode == code and took < 3, (took, err)
+    assert "Traceback" not in err
