@@ -17,7 +17,10 @@ PYTHONPYCACHEPREFIX), as on a first run from a fresh clone, which is where the i
 Checks per moment: exit code 130 (SIGINT) or 143 (SIGTERM); seconds from the signal to the exit
 <= 2; no temporary file (`.*.tmp`) left; every scorecard.json / trend.json there parses whole, and
 a run's earlier report is either kept byte for byte or replaced by a complete one. A moment where the
-command had already finished is counted apart (not a failure). Exit code 1 when any check failed.
+command had already finished is counted apart (not a failure), and so is a signal inside CPython's
+own start-up (`import site`, the first ~0.3 s cold), which CPython ends with "Fatal Python error:
+init_import_site" and exit 1 before any vibes-eval code runs (nothing is written). Exit code 1
+when any check failed.
 """
 
 from __future__ import annotations
@@ -163,7 +166,8 @@ def _one(argv, out, prepare, at: float, sig: int, cold: bool) -> dict:
         took = float("inf")
     want = 130 if sig == signal.SIGINT else 143
     problems = _problems(out)
-    if not finished:
+    startup = "init_import_site" in err  # CPython's own `import site`, before any vibes-eval code: a fatal error, exit 1
+    if not finished and not startup:
         if proc.returncode != want:
             problems.append(f"exit {proc.returncode}, not {want}")
         if took > LIMIT:
@@ -171,7 +175,8 @@ def _one(argv, out, prepare, at: float, sig: int, cold: bool) -> dict:
         if "Traceback" in err:
             problems.append("a traceback")
     last = err.strip().splitlines()[-1] if err.strip() else ""
-    return {"at": round(at, 2), "signal": signal.Signals(sig).name, "finished_before": finished, "code": proc.returncode,
+    return {"at": round(at, 2), "signal": signal.Signals(sig).name, "finished_before": finished, "startup": startup,
+            "code": proc.returncode,
             "seconds": round(took, 3), "problems": problems, "last_line": last[:160]}
 
 
@@ -201,15 +206,18 @@ def main() -> int:
             at = base * (0.02 + 0.93 * k / max(1, a.moments - 1))
             r = _one(argv, out, prepare, at, signal.SIGINT if k % 2 == 0 else signal.SIGTERM, cold)
             tries.append(r)
-            mark = "finished first" if r["finished_before"] else ("ok" if not r["problems"] else "FAIL " + "; ".join(r["problems"]))
+            mark = ("finished first" if r["finished_before"] else "in CPython's start-up (exit 1, nothing written)" if r["startup"]
+                    else "ok" if not r["problems"] else "FAIL " + "; ".join(r["problems"]))
             print(f"{name:6} t={r['at']:6.2f}s {r['signal']:7} exit {r['code']:>4} after {r['seconds']:6.3f} s  {mark}", flush=True)
-        signalled = [t for t in tries if not t["finished_before"]]
+        signalled = [t for t in tries if not t["finished_before"] and not t["startup"]]
         bad = [t for t in tries if t["problems"]]
         failed += len(bad)
         worst = max((t["seconds"] for t in signalled), default=0.0)
         results[name] = {"unsignalled_seconds": round(base, 2), "tries": tries}
-        print(f"{name}: {'cold' if cold else 'warm'} run {base:.1f} s unsignalled; {len(signalled)}/{len(tries)} signalled, "
-              f"{len(bad)} failed, slowest exit {worst:.3f} s after the signal", flush=True)
+        early = sum(t["startup"] for t in tries)
+        print(f"{name}: {'cold' if cold else 'warm'} run {base:.1f} s unsignalled; {len(signalled)}/{len(tries)} signalled "
+              f"in vibes-eval ({early} in CPython's start-up), {len(bad)} failed, slowest exit {worst:.3f} s after the signal",
+              flush=True)
     server.shutdown()
     if a.json:
         a.json.write_text(json.dumps(results, indent=1))

@@ -32,7 +32,8 @@ from collections.abc import Callable
 
 from vibes_eval.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated
 
-__all__ = ["GRACE", "at_hard_exit", "exception", "exit_code", "install", "raise_if_stopped", "requested", "said", "wait"]
+__all__ = ["GRACE", "at_hard_exit", "exception", "exit_code", "install", "raise_if_stopped", "requested", "said", "settle",
+           "wait"]
 
 GRACE = 1.0
 """Seconds between the first signal and the watchdog's exit."""
@@ -53,13 +54,27 @@ def install(grace: float | None = GRACE) -> None:
     signal.signal(signal.SIGTERM, _handler)
 
 
-def _handler(signum, frame) -> None:
+def settle() -> None:
+    """The command is over (its files written, its exit code known): from now on a signal is only recorded."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is _handler:
+            signal.signal(signum, _record)
+
+
+def _record(signum, frame) -> bool:
+    """Remember the signal; True for the first one."""
     with _lock:
         first = _state["signum"] is None
         if first:
             _state["signum"] = signum
     _stop.set()
-    if first and _state["grace"] is not None:
+    return first
+
+
+def _handler(signum, frame) -> None:
+    if _record(signum, frame) and _state["grace"] is not None:
         threading.Thread(target=_watchdog, args=(_state["grace"],), name="vibes-stop-watchdog", daemon=True).start()
     raise _exception(signum)
 
