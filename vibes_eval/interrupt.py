@@ -41,7 +41,7 @@ GRACE = 1.0
 _stop = threading.Event()
 _state: dict = {"signum": None, "grace": None, "said": False}
 _hard_exit: dict[int, Callable[[], None]] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()  # a second signal can land inside the first one's handler (same thread)
 
 
 def install(grace: float | None = GRACE) -> None:
