@@ -166,7 +166,7 @@ def _one(argv, out, prepare, at: float, sig: int, cold: bool) -> dict:
         took = float("inf")
     want = 130 if sig == signal.SIGINT else 143
     problems = _problems(out)
-    startup = "init_import_site" in err  # CPython's own `import site`, before any vibes-eval code: a fatal error, exit 1
+    startup = "Fatal Python error: init_" in err  # CPython's own start-up (`import site`), before any vibes-eval code: exit 1
     if not finished and not startup:
         if proc.returncode != want:
             problems.append(f"exit {proc.returncode}, not {want}")
@@ -177,7 +177,8 @@ def _one(argv, out, prepare, at: float, sig: int, cold: bool) -> dict:
     last = err.strip().splitlines()[-1] if err.strip() else ""
     return {"at": round(at, 2), "signal": signal.Signals(sig).name, "finished_before": finished, "startup": startup,
             "code": proc.returncode,
-            "seconds": round(took, 3), "problems": problems, "last_line": last[:160]}
+            "seconds": round(took, 3), "problems": problems, "last_line": last[:160],
+            "stderr": err[-3000:] if problems or startup else ""}
 
 
 def main() -> int:
