@@ -19,3 +19,16 @@ def zoo(tmp_path_factory):
 @pytest.fixture(scope="session")
 def zoo_dir(zoo):
     return zoo[0]
+
+
+def pytest_configure(config):
+    """Children of this process start with SIGINT at its default, even when the suite was started with it ignored.
+
+    A shell without job control starts a background job (`bash scripts/test.sh &`, a CI step) with SIGINT
+    ignored, every child inherits that, and Python keeps it: the tests that press Ctrl-C on a child would
+    wait for nothing (issue 23). A Python handler here is reset to the default in each child at exec.
+    """
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

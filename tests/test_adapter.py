@@ -79,7 +79,7 @@ def test_unknown_loader_is_a_usage_error():
 
 def test_importing_the_registry_and_open_adapter_loads_no_torch():
     code = "import sys, vibes_eval.adapters.registry, vibes_eval.adapters.registry; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "False"
 
 

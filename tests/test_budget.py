@@ -497,4 +497,4 @@ def test_cli_errors_are_one_line_and_exit_2(argv, line, capsys):
 def test_import_needs_no_torch():
     code = "import vibes_eval.budget.geometry, sys; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, env=env)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, env=env, timeout=60)

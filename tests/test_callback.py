@@ -166,8 +166,16 @@ def test_a_check_uses_the_live_model_and_no_more_memory_than_a_step(zoo_dir):
     assert check_peak <= 1.10 * step_peak, (check_peak, step_peak)
 
 
+def _said_left(lines: list[str]) -> list[str]:
+    """The one line the callback says at the end of training for the checkpoints its watcher had not judged."""
+    return [line for line in lines if line.startswith("vibes-eval: training ended before the watcher judged")]
+
+
 def test_sharded_parameters_fall_back_to_watch(zoo_dir, tmp_path, monkeypatch):
+    import shlex
+
     import vibes_eval.integrations.transformers as integration
+    from vibes_eval.cli.main import main
 
     monkeypatch.setattr(integration, "_sharded", lambda args, model: "FSDP shards the parameters")
     lines = []
@@ -177,9 +185,51 @@ def test_sharded_parameters_fall_back_to_watch(zoo_dir, tmp_path, monkeypatch):
     trainer.train()
     assert cb.checks == [] and trainer.state.global_step == 8  # nothing evaluated in the training process
     assert len([line for line in lines if "FSDP shards the parameters" in line]) == 1  # said once
-    trend = json.loads((tmp_path / "run" / "vibes" / "trend.json").read_text())
-    assert [e["step"] for e in trend["entries"]] == [4, 8]  # the watcher judged both saved checkpoints from disk
+    trend_file = tmp_path / "run" / "vibes" / "trend.json"
+    judged = [e["step"] for e in json.loads(trend_file.read_text())["entries"]] if trend_file.is_file() else []
+    left = _said_left(lines)  # the end of training waited seconds at most: what the watcher had not judged is said
+    assert len(left) == (judged != [4, 8]), lines
+    if left:
+        assert left[0].split(": `")[0].endswith(", ".join(f"checkpoint-{s}" for s in (4, 8) if s not in judged)), left
+        argv = shlex.split(left[0].split("`")[1])  # ... with the command that judges them
+        assert argv[:2] == ["vibes-eval", "watch"] and main(argv[1:]) == 0
+    trend = json.loads(trend_file.read_text())
+    assert [e["step"] for e in trend["entries"]] == [4, 8]  # both saved checkpoints judged from disk
     assert all(e["status"] == "pass" for e in trend["entries"])
+
+
+def test_a_stuck_watcher_never_holds_the_end_of_training(zoo_dir, tmp_path, monkeypatch):
+    import os
+    import sys
+    import time
+
+    import vibes_eval.integrations.transformers as integration
+
+    pid_file = tmp_path / "watcher.pid"
+    stuck = [sys.executable, "-c", "import os, signal, sys, time\n"  # a watcher deaf to SIGINT and SIGTERM
+             "signal.signal(signal.SIGINT, signal.SIG_IGN); signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+             f"open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(600)"]
+    real_argv = VibesCallback._watch_argv
+    monkeypatch.setattr(VibesCallback, "_watch_argv",
+                        lambda self, args, until_idle: stuck if until_idle is None else real_argv(self, args, until_idle))
+    monkeypatch.setattr(integration, "_sharded", lambda args, model: "FSDP shards the parameters")
+    last_step = []
+
+    class Clock(transformers.TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            last_step[:] = [time.monotonic()]
+
+    lines = []
+    trainer, _ = _trainer(zoo_dir, tmp_path / "run", [
+        lambda processor: VibesCallback(processor, suite=SHAPES, every="save", log=lines.append), Clock()], steps=8, save_steps=4)
+    trainer.train()
+    waited = time.monotonic() - last_step[0]
+    assert trainer.state.global_step == 8 and waited < 5.0, waited  # WATCHER_STOP s, then SIGKILL
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):  # killed and reaped, not left behind
+        os.kill(pid, 0)
+    left = _said_left(lines)
+    assert len(left) == 1 and "judged checkpoint-4, checkpoint-8:" in left[0], lines
 
 
 def _rank_main(rank: int, world: int, port: int, results) -> None:

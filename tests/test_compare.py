@@ -317,7 +317,7 @@ _NO_TORCH = "import sys; sys.modules['torch'] = None; sys.modules['transformers'
 
 def _run_without_torch(code: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {"PYTHONPATH": str(REPO), "COLUMNS": "120", "PATH": "/usr/bin:/bin", "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-c", _NO_TORCH + code], capture_output=True, text=True, cwd=cwd, env=env)
+    return subprocess.run([sys.executable, "-c", _NO_TORCH + code], capture_output=True, text=True, cwd=cwd, env=env, timeout=60)
 
 
 def test_compare_runs_without_torch(healthy, broken, tmp_path):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from bounded import joined
 from browser import headless_page
 from helpers import REPO
 
@@ -128,7 +129,7 @@ def test_watch_a_run_while_it_writes(zoo_dir, tmp_path):
         code = main(["watch", str(root), "--suite", str(REPO / "suites" / "shapes.yaml"), "--every-new",
                      "--until-idle", "4", "--poll", "0.2"])
     finally:
-        writer.join(timeout=60)
+        joined(writer, 60, "the thread writing checkpoints")
     assert code == 1
     data = json.loads((root / "vibes" / "trend.json").read_text())
     assert [e["step"] for e in data["entries"]] == [10, 20, 30]

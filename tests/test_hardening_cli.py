@@ -13,6 +13,7 @@ import threading
 import time
 
 import pytest
+from bounded import finish
 from helpers import SHAPES
 from httpstub import NO_PROMPT_LOGPROBS, is_capability_probe
 
@@ -112,12 +113,15 @@ def test_ctrl_c_ends_a_remote_run_with_130_and_leaves_no_half_file(tmp_path):
                 break
             time.sleep(0.1)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=20)  # with --timeout 60 x 3 tries, waiting would take minutes
+        sent = time.monotonic()
+        _, err = finish(proc, 20, "vibes-eval run --base-url after Ctrl-C")  # waiting for --timeout 60 x 3 tries: minutes
+        took = time.monotonic() - sent
     finally:
         release.set()
         server.shutdown()
         server.server_close()
     assert posts and proc.returncode == 130, err
+    assert took < 5, took  # about a second, with room for a busy machine
     assert err.strip().splitlines()[-1] == "vibes-eval: interrupted" and "Traceback" not in err
     assert (out / "scorecard.json").read_text() == '{"an": "earlier report"}'
     assert [p.name for p in out.iterdir()] == ["scorecard.json"]

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from bounded import joined, until
 from helpers import REPO, LocalDouble
 from httpstub import NO_PROMPT_LOGPROBS, is_capability_probe
 
@@ -234,12 +235,10 @@ def test_cancel_cuts_requests_in_flight_and_starts_no_more():
         box = {}
         worker = threading.Thread(target=lambda: box.setdefault("out", a.generate([ask(f"p{i}") for i in range(6)])))
         worker.start()
-        while sum(m == "POST" for m, _, _ in seen) < 2:
-            time.sleep(0.02)
+        until(lambda: sum(m == "POST" for m, _, _ in seen) >= 2, 60, "two requests in flight")
         a.cancel()
-        worker.join(10)
+        joined(worker, 10, "generate after cancel()")
         release.set()
-    assert not worker.is_alive()
     assert [r.finish for r in box["out"]] == ["error"] * 6
     assert sum(m == "POST" for m, _, _ in seen) == 2  # nothing started after the cancel, nothing retried
 
@@ -320,12 +319,11 @@ def test_serve_bounds_concurrent_work():
         threads = [threading.Thread(target=lambda: results.append(post(url, chat(IMAGE.read_bytes())))) for _ in range(12)]
         for t in threads:
             t.start()
-        while len(results) < 3:  # 1 answering + 8 waiting are admitted; the other 3 are told at once
-            time.sleep(0.02)
+        until(lambda: len(results) >= 3, 60, "3 of 12 requests told busy")  # 1 answering + 8 waiting admitted; 3 told at once
         busy = list(results)
         hold.set()
         for t in threads:
-            t.join(15)
+            joined(t, 15, "a client of serve")
     assert [s for s, _ in busy] == [503, 503, 503] and "busy" in busy[0][1]["error"]["message"]
     assert sorted(s for s, _ in results) == [200] * 9 + [503] * 3
 

@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from bounded import finish, joined, output_until
 from PIL import Image
 
 from vibes_eval.records import PromptResult, Scorecard, Signal, Status, Verdict
@@ -238,7 +239,7 @@ def test_two_runs_sharing_out_leave_one_runs_files_not_a_mix(tmp_path):
     for t in threads:
         t.start()
     for t in threads:
-        t.join(60)
+        joined(t, 60, "a report writer")
     run_id = json.loads((out / "scorecard.json").read_text())["run_id"]
     assert not errors and run_id in (out / "scorecard.html").read_text() and run_id in (out / "junit.xml").read_text()
     assert leftovers(out) == []
@@ -265,11 +266,9 @@ def test_sigterm_during_a_write_keeps_the_old_file_and_leaves_no_temporary(tmp_p
         "cli.console_main()\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:  # the first block of the new page is being written
-        if line.startswith("writing"):
-            break
+    output_until(proc, "writing", 60, "vibes-eval compare writing its page")  # the first block of the new page is being written
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
+    _, err = finish(proc, 30, "vibes-eval compare after SIGTERM")
     assert proc.returncode == 143 and "vibes-eval: terminated" in err and "Traceback" not in err
     assert html.read_text() == "the old page" and leftovers(tmp_path) == []
 

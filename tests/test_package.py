@@ -19,7 +19,7 @@ def test_all_is_sorted_and_real():
 def _modules_after(code: str) -> set[str]:
     script = "import contextlib, io, sys\nwith contextlib.redirect_stdout(io.StringIO()):\n" + "".join(
         f"    {line}\n" for line in code.splitlines()) + "print(' '.join(sys.modules))"
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
     return set(out.stdout.split())
 
 
@@ -35,5 +35,5 @@ def test_validate_imports_no_torch():
 
 
 def test_python_m_runs_the_cli():
-    out = subprocess.run([sys.executable, "-m", "vibes_eval", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "vibes_eval", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "vibes-eval" in out.stdout

@@ -393,7 +393,7 @@ def test_importing_the_module_stays_light():
         "import sys, vibes_eval.probes.text; "
         "print(sorted(m for m in ('torch', 'wordfreq', 'transformers') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
 
 

@@ -201,7 +201,7 @@ def test_the_command_exits_fast_with_its_code_and_everything_written(zoo_dir, tm
 
     out = tmp_path / "r"
     proc = subprocess.run([sys.executable, "-m", "vibes_eval", "run", str(zoo_dir / variant), "--out", str(out),
-                           "--junit", str(tmp_path / "j.xml")], capture_output=True, text=True, timeout=300)
+                           "--junit", str(tmp_path / "j.xml")], capture_output=True, text=True, timeout=180)
     assert proc.returncode == code, proc.stderr[-2000:]
     assert json.loads((out / "scorecard.json").read_text())["verdict"]["exit_code"] == code
     assert (out / "scorecard.html").read_text().rstrip().endswith("</html>")
@@ -234,6 +234,6 @@ def test_a_profiler_still_gets_its_data(zoo_dir, tmp_path):
     prof = tmp_path / "run.prof"
     proc = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "vibes_eval", "run",
                            str(zoo_dir / "healthy"), "--out", str(tmp_path / "r"), "--quiet", "--no-grounding"],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert prof.is_file() and prof.stat().st_size > 0

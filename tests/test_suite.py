@@ -289,7 +289,7 @@ def test_loading_a_suite_imports_no_torch():
     code = ("import sys, vibes_eval.suite.schema as s; s.load_suite(sys.argv[1]); "
             "print(sorted({'torch', 'transformers'} & set(sys.modules)))")
     args = [sys.executable, "-c", code, str(SUITES / "shapes.yaml")]
-    out = subprocess.run(args, capture_output=True, text=True, cwd=REPO)
+    out = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+from bounded import finish
 from helpers import SHAPES
 
 from vibes_eval.adapters.weight_files import cached_digest
@@ -48,7 +49,7 @@ def test_prefetch_reads_and_hashes_the_weights(tmp_path):
     (ckpt / "config.json").write_text("{}")
     with Prefetcher() as pf:
         pf.ahead(ckpt)
-        pf.wait()
+        assert pf.wait(60), "the read-ahead did not finish within 60 s"
     assert pf.read_bytes == len(data) + 2 and pf.errors == [] and pf.skipped == []  # config.json too, not hashed
     assert cached_digest(ckpt / "model.safetensors") == "sha256:" + hashlib.sha256(data).hexdigest()
     (ckpt / "model.safetensors").write_bytes(data[:-1])  # changed since: the digest is not reused
@@ -68,7 +69,7 @@ def test_a_trainer_checkpoints_own_state_is_neither_read_ahead_nor_hashed(tmp_pa
     (ckpt / "trainer_state.json").write_text("{}")  # small: read ahead with the config files
     with Prefetcher() as pf:
         pf.ahead(ckpt)
-        pf.wait()
+        assert pf.wait(60), "the read-ahead did not finish within 60 s"
     assert pf.read_bytes == 1012
     assert sorted(hash_weights(ckpt)) == ["mm_projector.bin", "model.safetensors"]
 
@@ -82,7 +83,7 @@ def test_prefetch_leaves_a_checkpoint_too_big_for_memory_alone(tmp_path, monkeyp
     monkeypatch.setattr(sweep, "_available_memory", lambda: 4096)
     with Prefetcher() as pf:
         pf.ahead(ckpt)
-        pf.wait()
+        assert pf.wait(60), "the read-ahead did not finish within 60 s"
     assert pf.read_bytes == 0 and "memory available" in pf.skipped[0]
 
 
@@ -455,9 +456,11 @@ def test_stopping_a_sweep_stops_its_workers_and_they_remove_what_they_were_writi
     end = time.monotonic() + 120
     while not all(p.exists() for p in parts) and time.monotonic() < end and proc.poll() is None:
         time.sleep(0.05)
-    assert all(p.exists() for p in parts), proc.communicate(timeout=30)
+    if not all(p.exists() for p in parts):
+        proc.kill()
+        pytest.fail(f"the workers did not start writing within 120 s: {finish(proc, 30, 'the killed sweep')}")
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
+    out, err = finish(proc, 60, "a sweep after SIGTERM")
     assert "stopped: Terminated" in out, err
     assert not any(p.exists() for p in parts)  # each worker got SIGTERM and cleaned up, not killed outright
 

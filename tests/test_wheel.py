@@ -23,7 +23,7 @@ from helpers import REPO
 SOURCES = ("pyproject.toml", "README.md", "vibes_eval", "suites", "adapters")
 
 
-def _sh(*args, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+def _sh(*args, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["NO_COLOR"] = "1"
     return subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)

@@ -35,6 +35,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
+import vibes_eval.interrupt as interrupt
 from vibes_eval.adapters.base import Adapter, AdapterSpec
 from vibes_eval.errors import EXIT_EVAL, CheckpointError, EvaluationFailed, RemoteError, UsageError, one_line
 from vibes_eval.judge.evidence import Evidence, Progress, collect
@@ -197,6 +198,7 @@ def _open(spec: AdapterSpec, suite: Suite, name: str, loading, baseline: Baselin
         with loading(plan.message) if loading else nullcontext():
             return plan.open()
     except (CheckpointError, RemoteError) as e:
+        interrupt.raise_if_stopped()  # a stop asked for while loading: an interrupt, never a load error
         raise EvaluationFailed(_against(error_scorecard(name, suite, load_error_verdict(str(e))), baseline)) from e
 
 
@@ -253,11 +255,26 @@ def evaluate(
         tune_cpu_malloc()
     try:
         t0 = time.perf_counter()
-        ev = collect(the_suite, adapter, grounding=options.grounding, templates=options.templates, progress=progress)
-        return _judged(the_suite, ev, name, time.perf_counter() - t0, baseline)
+        interrupt.raise_if_stopped()
+        ev = collect(the_suite, adapter, grounding=options.grounding, templates=options.templates, progress=_stoppable(progress))
+        sc = _judged(the_suite, ev, name, time.perf_counter() - t0, baseline)
     except Exception as e:  # an internal failure: a scorecard that says we could not evaluate
+        interrupt.raise_if_stopped()
         verdict = Verdict(status=Status.ERROR, summary=[f"{name}: evaluation failed: {one_line(e)}"], exit_code=EXIT_EVAL)
         raise EvaluationFailed(_against(error_scorecard(name, the_suite, verdict), baseline)) from e
     finally:
         if spec is not None:  # opened here: released here (an Adapter the caller passed stays open)
             adapter.close()
+    interrupt.raise_if_stopped()  # nothing judged after a stop was asked for
+    return sc
+
+
+def _stoppable(progress: Progress | None) -> Progress:
+    """`progress`, checking for a stop at every tick: a Ctrl-C a library swallowed ends the run at the next stage."""
+
+    def tick(stage: str, done: int, total: int) -> None:
+        interrupt.raise_if_stopped()
+        if progress is not None:
+            progress(stage, done, total)
+
+    return tick

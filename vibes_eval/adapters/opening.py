@@ -17,6 +17,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
+import vibes_eval.interrupt as interrupt
 from vibes_eval.adapters.base import Adapter, AdapterSpec
 from vibes_eval.adapters.detect import detect_checkpoint, resolve_profile
 from vibes_eval.adapters.registry import loader_class
@@ -59,8 +60,11 @@ class Plan:
                 warnings.simplefilter("ignore")
                 return self.cls.open(self.spec, self.detection, self.profile)
         except VibesError:
+            interrupt.raise_if_stopped()
             raise
         except Exception as e:  # noqa: BLE001 - a loader bug or a library's own error: one line, never a traceback
+            # a Ctrl-C a library swallowed (torch's NumPy import) fails the load its own odd way: it is an interrupt
+            interrupt.raise_if_stopped()
             from vibes_eval.adapters.failures import load_failure  # names a missing package, else the first line
 
             raise CheckpointError(load_failure(self.spec.label, e)) from e

@@ -12,7 +12,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from vibes_eval.errors import EXIT_OK, EXIT_USAGE, Terminated, UsageError, VibesError, exit_code_for, report
+from vibes_eval.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    Terminated,
+    UsageError,
+    VibesError,
+    exit_code_for,
+    report,
+)
 
 __all__ = ["main"]
 
@@ -226,34 +236,59 @@ def main(argv: list[str] | None = None) -> int:
     except VibesError as e:  # one line; errors.exit_code_for maps it to 2 or 3
         return report(e)
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (console_main): files being written are removed, finished ones stay
-        print(f"vibes-eval: {'terminated' if isinstance(e, Terminated) else 'interrupted'}", file=sys.stderr)
-        return exit_code_for(e)
+        return _interrupted(e)
+
+
+def _interrupted(e: KeyboardInterrupt) -> int:
+    """Say `vibes-eval: interrupted` (or terminated) once; 130 or 143."""
+    import vibes_eval.interrupt as interrupt
+
+    print(f"vibes-eval: {'terminated' if isinstance(e, Terminated) else 'interrupted'}", file=sys.stderr, flush=True)
+    interrupt.said()
+    return exit_code_for(e)
 
 
 def console_main() -> None:
-    """The `vibes-eval` command: `main`, then exit without the interpreter's teardown once torch is loaded.
+    """The `vibes-eval` command: `main`, then exit without the interpreter's teardown.
 
     With torch and transformers imported, Python's shutdown (module teardown, atexit handlers)
     takes about a second here (`python -c "import torch, transformers"` alone spends 0.4-0.9 s
-    exiting), a second every CI gate would wait for after the reports are already written. So
-    when torch was loaded, stdout and stderr are flushed and the process ends with `os._exit`;
-    every file the command writes is closed before `main` returns. Not under a profiler, a
-    tracer or coverage (they write their data at exit), nor with VIBES_EVAL_FAST_EXIT=0.
+    exiting), a second every CI gate would wait for after the reports are already written; and
+    after Ctrl-C it would join worker threads still waiting on a server. So stdout and stderr are
+    flushed and the process ends with `os._exit`; every file the command writes is closed before
+    `main` returns. Not under a profiler, a tracer or coverage (they write their data at exit),
+    nor with VIBES_EVAL_FAST_EXIT=0.
+
+    Ctrl-C and SIGTERM (`vibes_eval.interrupt`) unwind as KeyboardInterrupt / Terminated (a file
+    being written is removed), are remembered where a library swallows them, and end the process
+    within about a second, with 130 / 143; one that arrives once the command is over is only
+    recorded, and still gives 130 / 143.
     """
     import os
-    import signal
 
-    def terminated(signum, frame):  # SIGTERM unwinds like Ctrl-C: no half-written temporary file is left behind
-        raise Terminated()
+    import vibes_eval.interrupt as interrupt
 
-    signal.signal(signal.SIGTERM, terminated)
-    code = main()
+    interrupt.install()
+    try:
+        code = main()
+    except KeyboardInterrupt as e:  # before the command started (parsing its arguments)
+        code = _interrupted(e)
+    interrupt.settle()
     observed = sys.gettrace() is not None or sys.getprofile() is not None or "coverage" in sys.modules
-    if "torch" not in sys.modules or observed or os.environ.get("VIBES_EVAL_FAST_EXIT") == "0":
-        raise SystemExit(code)  # a profiler or coverage writes its data at exit: let it
+    if observed or os.environ.get("VIBES_EVAL_FAST_EXIT") == "0":
+        raise SystemExit(_final_code(code))  # a profiler or coverage writes its data at exit: let it
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):  # a closed pipe (`vibes-eval ... | head`): nothing left to deliver
             code = code or 1
-    os._exit(code)
+    os._exit(_final_code(code))
+
+
+def _final_code(code: int) -> int:
+    """`code`, or 130 / 143 when a stop was asked for (a library swallowed it, or it came as the command ended)."""
+    import vibes_eval.interrupt as interrupt
+
+    if interrupt.requested() is not None and code not in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+        return _interrupted(interrupt.exception())
+    return code

@@ -13,6 +13,7 @@ import re
 from contextlib import nullcontext
 from pathlib import Path
 
+import vibes_eval.interrupt as interrupt
 from vibes_eval.api import evaluate, load_run_baseline, resolve_suite
 from vibes_eval.cli.display import StageBars, SweepDisplay
 from vibes_eval.errors import EXIT_EVAL, EXIT_OK, EXIT_USAGE, EvaluationFailed, UsageError, command
@@ -186,7 +187,11 @@ def _publish(sc, options: RunOptions, out: Path | None) -> None:
 
 
 def _write_or_say(sc, out: Path, junit: Path | None, run_id: str | None, why: str | None = None) -> bool:
-    """Write the report files; on a full disk or a folder gone read-only, say so in one line (False)."""
+    """Write the report files; on a full disk or a folder gone read-only, say so in one line (False).
+
+    Nothing is written after a stop was asked for (a Ctrl-C a library swallowed): the earlier report stays.
+    """
+    interrupt.raise_if_stopped()
     try:
         write_reports(sc, out, junit, run_id=run_id)
     except OSError as e:

@@ -24,7 +24,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from vibes_eval.errors import EXIT_USAGE, UsageError
+import vibes_eval.interrupt as interrupt
+from vibes_eval.errors import EXIT_USAGE, Terminated, UsageError, exit_code_for
 from vibes_eval.options import RunOptions
 
 __all__ = ["Watcher", "add_watch_parsers", "complete", "trend_command", "watch_command"]
@@ -70,6 +71,8 @@ class Watcher:
         self.out = self.root / "vibes"
         old = read_trend(self.out / "trend.json")
         self.done: set[int] = {e["step"] for e in old if isinstance(e, dict) and isinstance(e.get("step"), int)}
+        self.interrupted: KeyboardInterrupt | None = None
+        """The Ctrl-C (KeyboardInterrupt) or SIGTERM (Terminated) that ended `run`, if one did."""
         self.worst = max((e.get("exit_code", 0) for e in old if isinstance(e, dict) and isinstance(e.get("exit_code"), int)),
                          default=0)
 
@@ -96,10 +99,12 @@ class Watcher:
         try:
             code = self.evaluate(folder, self.out / folder.name)
         except Exception as e:  # noqa: BLE001 - one checkpoint's crash must not end the watch: exit 3 for it, say why
+            interrupt.raise_if_stopped()  # a Ctrl-C swallowed inside the load: an interrupt, not this checkpoint's error
             code = 3
             self.log(f"vibes-eval watch: step {step} ({folder.name}): could not be evaluated: {type(e).__name__}: "
                      f"{str(e).splitlines()[0] if str(e) else ''}")
         gc.collect()  # the model just judged sits in reference cycles: freed now, not when the collector happens to run
+        interrupt.raise_if_stopped()  # judged after a stop was asked for: not recorded (a restarted watcher judges it)
         self.done.add(step)
         self.worst = max(self.worst, code)
         entries = collect_entries(self.root)
@@ -111,10 +116,14 @@ class Watcher:
         return code
 
     def run(self, until_idle: float | None = None, poll: float = 5.0) -> int:
-        """Judge checkpoints as they appear until `until_idle` seconds pass with none (None: until Ctrl-C)."""
+        """Judge checkpoints as they appear until `until_idle` seconds pass with none (None: until Ctrl-C).
+
+        Returns the worst exit code seen, or 130 / 143 after Ctrl-C / SIGTERM (`interrupted` holds which).
+        """
         idle_since = time.monotonic()
         try:
             while True:
+                interrupt.raise_if_stopped()
                 todo = self.waiting()
                 for step, folder in todo:
                     self.check(step, folder)
@@ -122,10 +131,12 @@ class Watcher:
                     idle_since = time.monotonic()
                 elif until_idle is not None and time.monotonic() - idle_since >= until_idle:
                     break
-                else:
-                    time.sleep(poll if until_idle is None else max(0.0, min(poll, until_idle - (time.monotonic() - idle_since))))
-        except KeyboardInterrupt:
-            self.log("vibes-eval watch: interrupted")
+                else:  # a sleep that ends with a stop, even one a library swallowed
+                    interrupt.wait(poll if until_idle is None else max(0.0, min(poll, until_idle - (time.monotonic() - idle_since))))
+        except KeyboardInterrupt as e:
+            self.interrupted = e
+            self.log(f"vibes-eval watch: {'terminated' if isinstance(e, Terminated) else 'interrupted'}")
+            return exit_code_for(e)
         return self.worst
 
 
@@ -154,7 +165,7 @@ def _run_evaluator(options: RunOptions, trackers=None) -> Callable[[Path, Path],
 
 
 def watch_command(args) -> int:
-    """`vibes-eval watch`: the worst exit code seen; 2 on bad usage."""
+    """`vibes-eval watch`: the worst exit code seen; 2 on bad usage; 130 / 143 when stopped by Ctrl-C / SIGTERM."""
     if args.until_idle is not None and args.until_idle < 0 or args.settle < 0 or args.poll <= 0:
         print("vibes-eval: watch: --until-idle and --settle must be >= 0, --poll > 0", file=sys.stderr)
         return EXIT_USAGE
@@ -176,13 +187,15 @@ def watch_command(args) -> int:
     watcher = Watcher(args.output_dir, _run_evaluator(options, trackers), every_new=args.every_new, settle=args.settle,
                       log=lambda line: print(line, file=sys.stderr, flush=True))
     try:
-        worst = watcher.run(until_idle=args.until_idle, poll=args.poll)
+        code = watcher.run(until_idle=args.until_idle, poll=args.poll)
     finally:
         if trackers is not None:
             trackers.close()
-    print(f"vibes-eval watch: {len(watcher.done)} steps judged, worst exit code {worst}; trend: {watcher.out / 'trend.html'}",
+    print(f"vibes-eval watch: {len(watcher.done)} steps judged, worst exit code {watcher.worst}; trend: {watcher.out / 'trend.html'}",
           file=sys.stderr)
-    return worst
+    if watcher.interrupted is not None:
+        interrupt.said()  # the watchdog does not say it again
+    return code
 
 
 def trend_command(args) -> int:

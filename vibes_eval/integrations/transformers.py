@@ -20,7 +20,9 @@ Under several processes the main process evaluates and the others wait at a barr
 decision is broadcast so every rank stops together. With sharded parameters (DeepSpeed ZeRO-3,
 FSDP) the callback does not gather the weights: it says so once and starts `vibes-eval watch
 OUTPUT_DIR --every-new` in the background on the main process (it judges each saved checkpoint
-from disk), and at the end of training lets it finish the remaining ones.
+from disk). At the end of training the watcher is stopped (SIGTERM; killed if it has not ended
+within WATCHER_STOP seconds): `trainer.train()` never waits on it longer than that, and the saved
+checkpoints it had not judged yet are named in one line with the command that judges them.
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-__all__ = ["Check", "VibesCallback"]
+__all__ = ["WATCHER_STOP", "Check", "VibesCallback"]
+
+WATCHER_STOP = 2.0
+"""Seconds the background watcher gets to end after SIGTERM at the end of training (it takes about one); then SIGKILL."""
 
 
 @dataclass
@@ -210,7 +215,7 @@ class VibesCallback(TrainerCallback):
         if self.trainer is not None and getattr(self.trainer, "processing_class", None) is None:
             self.log("vibes-eval: the Trainer has no processing_class, so its checkpoints carry no processor and cannot be "
                      "loaded: pass Trainer(..., processing_class=processor)")
-        self._watcher = subprocess.Popen(self._watch_argv(args, until_idle=None))
+        self._watcher = subprocess.Popen(self._watch_argv(args, until_idle=None))  # stopped by _finish_watcher
 
     def _watch_argv(self, args, until_idle: float | None) -> list[str]:
         argv = [sys.executable, "-m", "vibes_eval", "watch", str(args.output_dir), "--every-new", "--poll", "2"]
@@ -225,17 +230,33 @@ class VibesCallback(TrainerCallback):
         return argv
 
     def _finish_watcher(self, args) -> None:
-        """Stop the background watcher, then judge what it had not reached yet (it resumes from trend.json)."""
-        import signal
+        """Stop the background watcher within seconds; name the saved checkpoints it had not judged, and how to judge them.
 
-        self._watcher.send_signal(signal.SIGINT)
+        SIGTERM, not SIGINT: a training job started in the background of a shell (`nohup python train.py &`)
+        passes an ignored SIGINT on to the watcher. A watcher that has not ended WATCHER_STOP seconds later is
+        killed, and any temporary report file it left is removed.
+        """
+        from vibes_eval.cli.watch import Watcher
+        from vibes_eval.report.atomic import remove_temporaries
+
+        proc, self._watcher = self._watcher, None
+        proc.terminate()
         try:
-            self._watcher.wait(timeout=600)
+            proc.wait(timeout=WATCHER_STOP)
         except subprocess.TimeoutExpired:
-            self._watcher.kill()
-            self._watcher.wait()
-        self._watcher = None
-        subprocess.run(self._watch_argv(args, until_idle=0), check=False)
+            proc.kill()
+            proc.wait(timeout=WATCHER_STOP)
+            vibes = Path(args.output_dir) / "vibes"
+            for folder in [vibes, *vibes.glob("checkpoint-*")]:
+                if folder.is_dir():
+                    remove_temporaries(folder)
+        left = Watcher(Path(args.output_dir), evaluate=lambda ckpt, out: 0, every_new=True, settle=0).waiting()
+        if left:
+            import shlex
+
+            argv = ["vibes-eval", *self._watch_argv(args, until_idle=0)[3:]]
+            self.log(f"vibes-eval: training ended before the watcher judged {', '.join(f.name for _, f in left)}: "
+                     f"`{shlex.join(argv)}` judges {'it' if len(left) == 1 else 'them'}")
 
 
 def _sharded(training_args, model) -> str | None:

@@ -6,7 +6,9 @@ or the new one, never half of one. A failed write removes the temporary file and
 OSError; the old file is left as it was. `locked_folder(dir)` serialises writers of one report
 folder (two runs sharing `--out` leave one run's complete set, not a mix), and
 `check_writable_dir` / `check_writable_file` say before any model work whether a report can be
-written there at all.
+written there at all. A temporary file being written is known to `interrupt`: if a stop cannot
+unwind in time and the process is ended, it is removed first; `remove_temporaries(folder)` removes
+those a killed process (a sweep worker) left.
 """
 
 from __future__ import annotations
@@ -15,9 +17,38 @@ import contextlib
 import errno
 import os
 import tempfile
+import threading
 from pathlib import Path
 
-__all__ = ["check_writable_dir", "check_writable_file", "locked_folder", "write_atomic"]
+import vibes_eval.interrupt as interrupt
+
+__all__ = ["check_writable_dir", "check_writable_file", "locked_folder", "remove_temporaries", "write_atomic"]
+
+_SUFFIX = ".tmp"
+_in_flight: set[str] = set()
+_in_flight_lock = threading.Lock()
+
+
+def _remove_in_flight() -> None:
+    """The temporary files being written now (the process is being ended before they are renamed)."""
+    with _in_flight_lock:
+        names = list(_in_flight)
+    for name in names:
+        with contextlib.suppress(FileNotFoundError):  # renamed or removed meanwhile
+            os.unlink(name)
+
+
+interrupt.at_hard_exit(_remove_in_flight)
+
+
+def remove_temporaries(folder: str | Path) -> list[Path]:
+    """Remove the temporary files `write_atomic` left in `folder` (its writer was killed); the paths removed."""
+    removed = []
+    for p in Path(folder).glob(f".*.*{_SUFFIX}"):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+            removed.append(p)
+    return removed
 
 
 def _os_write(fd: int, data: bytes) -> int:
@@ -34,7 +65,9 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_SUFFIX, dir=path.parent)
+    with _in_flight_lock:
+        _in_flight.add(tmp)
     try:
         view = memoryview(raw)
         while view:
@@ -53,6 +86,9 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    finally:
+        with _in_flight_lock:
+            _in_flight.discard(tmp)
     return path
 
 

@@ -31,6 +31,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import vibes_eval.interrupt as interrupt
 from vibes_eval.errors import EXIT_OK, ImageTooLarge, command
 from vibes_eval.limits import MAX_CONCURRENT_SERVE, MAX_PIXELS, MAX_QUESTION_CHARS, open_image
 from vibes_eval.records import Request
@@ -383,11 +384,9 @@ def serve_command(args) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         print(f"vibes-eval: warning: listening on {args.host} without an API key; anyone who can reach it can use it", file=sys.stderr)
     print(strip_control(f"serving {args.checkpoint} as model {name!r} at http://{host}:{port}/v1 (Ctrl-C to stop)"), file=sys.stderr)
-    try:
+    try:  # until Ctrl-C (exit 130) or SIGTERM (143), said by cli.main; a request in flight is not waited for
         while thread.is_alive():
-            thread.join(0.5)
-    except KeyboardInterrupt:
-        pass
+            interrupt.wait(0.5)
     finally:
         server.shutdown()
         server.server_close()

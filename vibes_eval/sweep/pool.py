@@ -22,12 +22,14 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import vibes_eval.interrupt as interrupt
 from vibes_eval.errors import EXIT_EVAL, EXIT_USAGE
 from vibes_eval.safety import say
 
 __all__ = ["run_pool"]
 
-EXIT_WAIT = 10.0  # seconds a worker whose pipe has closed gets to finish exiting; a stopped one, to clean up
+EXIT_WAIT = 10.0  # seconds a worker whose pipe has closed gets to finish exiting
+STOP_WAIT = 0.8  # seconds stopped workers get, all together, to remove what they were writing (each ends itself after 1 s)
 
 
 class _Sender:
@@ -44,12 +46,9 @@ class _Sender:
 def _target(conn, show: bool, k: int, n: int, worker: Callable, device: str, ckpts: list[Path], outs: list[Path], options,
             threads: int | None, prefetch: bool, entry) -> None:
     """Worker k of n: `worker` (sweep._worker) on its checkpoints; its exit codes (or why it failed) are its last message."""
-    from vibes_eval.errors import Terminated
-
-    def stopped(signum, frame):  # the parent stops the sweep: a half-written report is removed, as in the parent
-        raise Terminated()
-
-    signal.signal(signal.SIGTERM, stopped)
+    # the parent stops the sweep with SIGTERM: a half-written report is removed, as in the parent, and the
+    # worker ends within a second even where a library swallowed the interrupt (a cold `import torch`)
+    interrupt.install()
     sender = _Sender(conn)
     relay = None
     if show:  # its checkpoints' lines, and anything written to its stderr, reach the parent's display
@@ -60,11 +59,15 @@ def _target(conn, show: bool, k: int, n: int, worker: Callable, device: str, ckp
     try:
         result = ("codes", k, worker(device, ckpts, outs, options, threads, prefetch, entry, relay,
                                      report=lambda idx, code: sender.put(("done", idx, code)), first=k, step=n))
+        interrupt.raise_if_stopped()  # a stop swallowed on the way: said as one, not as finished codes
     except BaseException as e:  # the parent says it: the checkpoints not yet finished were not evaluated
         result = ("failed", k, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
     if relay:
         relay.flush()  # a last line without its newline, before the codes
     sender.put(result)  # the pipe stays open until the process ends: what it writes while exiting still reaches the parent
+    for stream in (sys.stdout, sys.stderr):  # every report is written and closed: skip the second of torch's teardown
+        stream.flush()
+    os._exit(interrupt.exit_code() if interrupt.requested() is not None else 0)
 
 
 def _death(exitcode: int | None) -> str:
@@ -160,6 +163,7 @@ def run_pool(ckpts: list[Path], outs: list[Path], options, devices: list[str], p
     books = _Books(ckpts, devices, n, display)
     procs: dict[int, mp.process.BaseProcess] = {}
     pipes: dict = {}
+    forget = interrupt.at_hard_exit(lambda: _kill(procs.values(), outs))  # this process ended by its watchdog: theirs too
     try:
         for k in range(n):
             theirs_read, theirs_write = ctx.Pipe(duplex=False)
@@ -176,19 +180,36 @@ def run_pool(ckpts: list[Path], outs: list[Path], options, devices: list[str], p
             procs[k], pipes[theirs_read] = p, k
         _follow(procs, pipes, books)
     finally:
-        _stop(procs.values())
+        _stop(procs.values(), outs)
+        forget()
         for conn in pipes:
             conn.close()
     return [3 if c is None else c for c in books.codes]
 
 
-def _stop(procs) -> None:
-    """Workers still running get SIGTERM (each removes the file it was writing), then SIGKILL after EXIT_WAIT s."""
+def _stop(procs, outs: list[Path]) -> None:
+    """Workers still running get SIGTERM (each removes the file it was writing), then SIGKILL after STOP_WAIT s in all."""
+    import time
+
     for p in procs:
         if p.is_alive():
             p.terminate()
+    deadline = time.monotonic() + STOP_WAIT
     for p in procs:
-        p.join(EXIT_WAIT)
-        if p.is_alive():
-            p.kill()
-            p.join()
+        p.join(max(0.0, deadline - time.monotonic()))
+    _kill(procs, outs)
+
+
+def _kill(procs, outs: list[Path]) -> None:
+    """SIGKILL the workers still alive, and remove any temporary report file a killed one left in the sweep's folders."""
+    from vibes_eval.report.atomic import remove_temporaries
+
+    killed = [p for p in procs if p.is_alive()]
+    for p in killed:
+        p.kill()
+    for p in killed:
+        p.join(1.0)
+    if killed:
+        for out in outs:
+            if out.is_dir():
+                remove_temporaries(out)

@@ -85,10 +85,12 @@ class Prefetcher:
             self._thread.join()
             self._thread = None
 
-    def wait(self) -> None:
-        """Block until the current read-ahead is done (tests and the benchmark use it)."""
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the current read-ahead is done, at most `timeout` seconds; whether it is (tests, the benchmark)."""
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
 
     def ahead(self, ckpt: Path | None) -> None:
         """Start reading `ckpt`'s weights (after any read still running); None does nothing."""

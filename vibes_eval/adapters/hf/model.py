@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import vibes_eval.interrupt as interrupt
 from vibes_eval.adapters.base import Adapter, AdapterSpec
 from vibes_eval.adapters.families import prefix_path
 from vibes_eval.adapters.sanity import read_config
@@ -295,6 +296,7 @@ class HFAdapter(Adapter):
             out[i] = Response(prompt_id=requests[i].prompt_id, variant=requests[i].variant, finish="error", error=msg,
                               error_kind=kind)
         for idx in plan:
+            interrupt.raise_if_stopped()  # a Ctrl-C a library swallowed ends the run at the next batch
             batch = [requests[i] for i in idx]
             limit = max(r.max_new_tokens for r in batch)
             try:
@@ -307,6 +309,7 @@ class HFAdapter(Adapter):
                         gen = self.model.generate(**enc, max_new_tokens=limit, do_sample=False, pad_token_id=tok.pad_token_id)
                     new = gen[:, enc["input_ids"].shape[1] :].tolist()
             except Exception as e:  # the model crashed: every prompt of the batch is an error, not an empty answer
+                interrupt.raise_if_stopped()
                 for i, r in zip(idx, batch):
                     out[i] = Response(prompt_id=r.prompt_id, variant=r.variant, finish="error", error=one_line(e),
                                       error_kind=error_kind(e))

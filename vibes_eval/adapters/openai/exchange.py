@@ -117,12 +117,12 @@ class Exchange:
 
     def send(self, method: str, path: str, data: bytes | None, headers: dict) -> tuple[int, str, Any, bytes]:
         a = self.adapter
-        if a._cancel.is_set():
-            raise OSError("cancelled")
         deadline = time.monotonic() + a.timeout
         self.conn = _connection_class(a._https, deadline, self)(a._host, a._port, timeout=a.timeout)
-        with a._live_lock:
+        with a._live_lock:  # in the live set before looking at the cancel flag: `cancel()` sees it, or it sees `cancel()`
             a._live.add(self)
+        if a._cancel.is_set():
+            raise OSError("cancelled")
         self.conn.request(method, path, body=data, headers=headers)
         resp = self.conn.getresponse()
         chunks, size = [], 0
