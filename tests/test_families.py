@@ -17,7 +17,8 @@ from vibes_eval.errors import BudgetError, UsageError
 def test_bundled_profiles_inherit_from_their_family():
     for profile in profiles().values():
         if profile.family is None:
-            assert profile.loader in ("openai", "sglang")  # a server: no family, no folder to detect
+            # a server (no folder to detect), or a checkpoint's own code (--trust-remote-code: no family of ours)
+            assert profile.loader in ("openai", "sglang") or (profile.name, profile.loader) == ("remote-code", "hf")
             continue
         fam = families.FAMILIES[profile.family]
         assert (profile.loader, tuple(profile.architectures), profile.template, tuple(profile.stop_strings)) == (
