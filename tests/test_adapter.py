@@ -283,3 +283,33 @@ def test_whatever_a_loader_raises_is_one_checkpoint_error_line(toy_loader, monke
         open_adapter(AdapterSpec(checkpoint=ckpt, adapter=str(profile)))
     # loaders/failures.load_failure words it: the folder, "cannot load", and the package to install
     assert str(e.value).startswith(f"{ckpt}: cannot load") and "sentencepiece" in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["--quantize", "4bit", "--device", "cpu"], "--quantize 4bit: bitsandbytes quantizes on a CUDA GPU; this run is on cpu"),
+    (["--quantize", "8bit"], "--quantize 8bit: bitsandbytes quantizes on a CUDA GPU; this run is on cpu"),
+])
+def test_quantize_without_a_gpu_is_one_usage_line_before_anything_loads(zoo_dir, tmp_path, capsys, argv, line):
+    """`--quantize` needs CUDA and bitsandbytes (neither is on these machines): exit 2 in one line, no scorecard.
+    The GPU path itself (BitsAndBytesConfig passed to from_pretrained, `quantize` in the fingerprint) needs a GPU."""
+    import torch
+
+    from vibes_eval.cli.main import main
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present: the quantized load itself is the GPU check's (bench/gpu.sh)")
+    assert main(["run", str(zoo_dir / "healthy"), "--out", str(tmp_path / "r"), *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"vibes-eval: {line}"] and not (tmp_path / "r" / "scorecard.json").exists()  # nothing was loaded
+
+
+def test_quantize_is_refused_where_it_cannot_apply():
+    from vibes_eval.errors import UsageError
+    from vibes_eval.options import RunOptions
+
+    with pytest.raises(UsageError, match="quantize: '2bit' is not one of 4bit, 8bit"):
+        RunOptions(quantize="2bit")
+    with pytest.raises(UsageError, match="--quantize: only for transformers-native checkpoints"):
+        from vibes_eval.adapters.openai.model import OpenAIAdapter
+
+        OpenAIAdapter.check_spec(AdapterSpec(base_url="http://127.0.0.1:9", model="m", quantize="4bit"), None)

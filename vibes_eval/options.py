@@ -18,13 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DTYPES", "LOADER_FIELDS", "RunOptions"]
+__all__ = ["DTYPES", "LOADER_FIELDS", "QUANTIZE", "RunOptions"]
+
+QUANTIZE = ("4bit", "8bit")
+"""What `--quantize` takes: bitsandbytes 4-bit NF4 (bf16 compute) or 8-bit (LLM.int8)."""
 
 DTYPES = ("float32", "bfloat16", "float16")
 """The dtypes a checkpoint can be loaded in (`--dtype`)."""
 
 LOADER_FIELDS = ("adapter", "device", "dtype", "template", "batch_size", "base", "vision_tower", "base_url", "model",
-                 "concurrency", "timeout", "prefix_cache", "trust_remote_code")
+                 "concurrency", "timeout", "prefix_cache", "trust_remote_code", "quantize")
 """The fields that go into the AdapterSpec (how to open the checkpoint or reach the server)."""
 
 
@@ -62,6 +65,8 @@ class RunOptions:
     prefix_cache: bool = True
     """Share image prefixes across requests (HF loaders); False: every request encodes its image again."""
     trust_remote_code: bool = False
+    quantize: str | None = None
+    """`4bit` or `8bit`: quantize a bf16/fp32 checkpoint on load with bitsandbytes (`--quantize`; a CUDA GPU only)."""
     """Run the checkpoint folder's own modeling code (auto_map; never downloaded): `--trust-remote-code`."""
     # where the results go
     out: Path | None = None
@@ -91,6 +96,8 @@ class RunOptions:
                 object.__setattr__(self, name, kind(value))
             except (TypeError, ValueError):
                 raise UsageError(f"{name}: expected {_WORDS[kind]}, got {value!r}") from None
+        if self.quantize is not None and self.quantize not in QUANTIZE:
+            raise UsageError(f"quantize: {self.quantize!r} is not one of {', '.join(QUANTIZE)}")
         if self.dtype is not None and self.dtype not in DTYPES:
             raise UsageError(f"dtype: {self.dtype!r} is not one of {', '.join(DTYPES)}")
         for name in ("batch_size", "concurrency"):

@@ -63,6 +63,8 @@ class AdapterSpec:
     vision_tower: Path | None = None
     """llava_repo: a local CLIP vision tower folder."""
     trust_remote_code: bool = False
+    quantize: str | None = None
+    """hf: `4bit` or `8bit`: quantize the weights on load with bitsandbytes (a CUDA GPU only)."""
     """hf: run the folder's own code files (config.json auto_map), never downloaded; hashed into the fingerprint."""
     base_url: str | None = None
     """openai: the server URL."""
@@ -116,6 +118,8 @@ class Adapter(ABC):
 
         if spec.trust_remote_code and cls.loader != "hf":
             raise UsageError(f"--trust-remote-code: only for transformers-native checkpoints; {spec.label} is {cls.loader}")
+        if spec.quantize and cls.loader != "hf":
+            raise UsageError(f"--quantize: only for transformers-native checkpoints; {spec.label} is {cls.loader}")
         peft = detection is not None and detection.peft is not None  # a PEFT adapter takes --base: the model it applies to
         if (spec.base is not None and not peft) or spec.vision_tower is not None:
             what = spec.checkpoint if spec.checkpoint is not None else "this adapter"

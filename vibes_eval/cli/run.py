@@ -92,6 +92,9 @@ def add_run_parser(subparsers):
         metavar="DIR",
         help="a local CLIP vision tower for an original LLaVA repo checkpoint (default: its mm_vision_tower, if a local folder)",
     )
+    run.add_argument("--quantize", choices=["4bit", "8bit"],
+                     help="quantize a bf16/fp32 checkpoint on load with bitsandbytes (4bit: NF4 with bf16 compute; 8bit: "
+                          "LLM.int8), for a model too big for the GPU in bf16; needs a CUDA GPU and the bitsandbytes package")
     run.add_argument("--trust-remote-code", action="store_true",
                      help="run the checkpoint folder's own modeling code (config.json auto_map; never downloaded; "
                      "its files' sha256 go in the fingerprint)")

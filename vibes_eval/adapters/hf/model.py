@@ -78,12 +78,35 @@ def resolve_device(device: str | None, dtype: str | None) -> tuple[str, str]:
     return device, dtype
 
 
-def load_kwargs(device: str | None, dtype: str | None) -> tuple[str, str, dict]:
-    """(device, dtype name, from_pretrained kwargs): the dtype, and device_map="auto" on several GPUs."""
+def quantize_problem(quantize: str | None, device: str | None) -> str | None:
+    """Why `--quantize` cannot be honoured here (one line), or None: bitsandbytes quantizes on a CUDA GPU only."""
+    if not quantize:
+        return None
+    import importlib.util
+
+    import torch
+
+    resolved = device if device not in (None, "auto") else ("cuda" if torch.cuda.is_available() else "cpu")
+    if not resolved.startswith("cuda"):
+        return f"--quantize {quantize}: bitsandbytes quantizes on a CUDA GPU; this run is on {resolved}"
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return f"--quantize {quantize}: needs the bitsandbytes package (pip install bitsandbytes)"
+    return None
+
+
+def load_kwargs(device: str | None, dtype: str | None, quantize: str | None = None) -> tuple[str, str, dict]:
+    """(device, dtype name, from_pretrained kwargs): the dtype, device_map="auto" on several GPUs, and with
+    `quantize` (4bit, 8bit) a bitsandbytes quantization_config (4bit: NF4, bf16 compute)."""
     import torch
 
     device, dtype = resolve_device(device, dtype)
     kwargs: dict = {"dtype": getattr(torch, dtype)}
+    if quantize:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = (
+            BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
+            if quantize == "4bit" else BitsAndBytesConfig(load_in_8bit=True))
     if device == "cuda" and torch.cuda.device_count() > 1:
         kwargs["device_map"] = "auto"  # several GPUs: accelerate spreads the layers
     return device, dtype, kwargs
@@ -95,14 +118,26 @@ class HFAdapter(Adapter):
     loader = "hf"
     supports_scoring = True
     supports_prompt_logprobs = True
+    quantize: str | None = None
+    """`4bit` / `8bit` when bitsandbytes quantized the weights on load (`--quantize`); the fingerprint says so."""
     """Teacher-forced log-likelihoods are available (a server adapter may not have them)."""
+
+    @classmethod
+    def check_spec(cls, spec: AdapterSpec, detection: Detection | None) -> None:
+        super().check_spec(spec, detection)
+        problem = quantize_problem(spec.quantize, spec.device)
+        if problem:
+            from vibes_eval.errors import UsageError
+
+            raise UsageError(problem)
 
     @classmethod
     def open(cls, spec: AdapterSpec, detection: Detection | None, profile: Profile) -> HFAdapter:
         return cls(spec.checkpoint, profile, device=spec.device, dtype=spec.dtype, template=spec.template,
                    batch_size=spec.batch_size, prefix_cache=spec.prefix_cache,
                    config=detection.config if detection is not None else None,
-                   peft=detection.peft if detection is not None else None, trust_remote_code=spec.trust_remote_code)
+                   peft=detection.peft if detection is not None else None, trust_remote_code=spec.trust_remote_code,
+                   quantize=spec.quantize)
 
     def __init__(
         self,
@@ -117,11 +152,13 @@ class HFAdapter(Adapter):
         config: dict | None = None,
         peft=None,
         trust_remote_code: bool = False,
+        quantize: str | None = None,
     ):
         """Load `ckpt` with `profile`; `config` is its config.json when detection already read it.
 
         `peft` (adapters.peft_adapter.PeftAdapter): `ckpt` is an adapter, merged into its base in memory.
         `trust_remote_code`: the class may come from the folder's own code (config.json auto_map).
+        `quantize`: `4bit` / `8bit`, quantized on load by bitsandbytes (check_spec made sure a GPU and the package are there).
         """
         import torch
         import transformers
@@ -145,7 +182,8 @@ class HFAdapter(Adapter):
             )
         check_weights(self.model_dir)
 
-        device, want, load_kw = load_kwargs(device, dtype or profile.dtype)
+        self.quantize = quantize
+        device, want, load_kw = load_kwargs(device, dtype or profile.dtype, quantize)
         if device.startswith("cuda"):  # one GPU: weights go straight from the file to it, not through the CPU
             load_kw.setdefault("device_map", device)
         kwargs = {"local_files_only": True, "trust_remote_code": self.remote_code is not None, **load_kw}
@@ -384,6 +422,7 @@ class HFAdapter(Adapter):
             "template": self.template_name or "checkpoint chat template",
             "template_source": self.template_source,
             "dtype": self.dtype,
+            "quantize": self.quantize,
             "device": str(m.device),
             "parameters": groups,
             "vision_feature_layer": getattr(cfg, "vision_feature_layer", None),
