@@ -136,3 +136,20 @@ def test_the_library_function_is_public():
     import vibes_eval
 
     assert vibes_eval.check_answers is check_answers
+
+
+def test_a_folder_means_its_answer_files_and_lmms_eval_results_are_left_out(tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "llava-v1.5-7b"
+    shutil.copytree(LOGS / "lmms_eval" / "llava-v1.5-7b", folder)
+    (folder / "20260101_000000_results.json").write_text('{"results": {"mmvet": {"gpt_eval_score": 31.1}}}')
+    files = sorted(f for f in folder.glob("*_samples_*.jsonl"))
+    by_folder = check_answers(folder)
+    by_files = check_answers(files)
+    assert [(a.file, a.position, a.status) for a in by_folder.answers] == [(a.file, a.position, a.status) for a in by_files.answers]
+    assert len(by_folder.answers) > 0 and by_folder.summary["files"] == [str(f) for f in files]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["check-answers", str(empty)]) == 2
+    assert capsys.readouterr().err.strip() == f"vibes-eval: {empty}: a folder without answer files (.jsonl, .json, .tsv, .csv, .xlsx)"

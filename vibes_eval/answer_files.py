@@ -24,6 +24,8 @@ ANSWER_FIELDS = ("prediction", "response", "answer", "output", "text", "pred", "
 QUESTION_FIELDS = ("question", "prompt", "input", "query", "instruction")
 """Tried in order when --question-field is not given; none present: judged without a question."""
 MAX_FILE_BYTES = 512 * 1024 * 1024
+MAX_FOLDER_FILES = 1000
+"""A folder given on the command line: at most this many of its files are read."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,23 @@ def _lmms_question(record: dict) -> str | None:
         return record["input"]
     doc = record.get("doc")
     return doc.get("question") if isinstance(doc, dict) and isinstance(doc.get("question"), str) else None
+
+
+def expand_paths(paths) -> list[Path]:
+    """Files as given, and for a folder the answer files in it (not recursive): its lmms-eval
+    `*_samples_*.jsonl` when it has them (lmms-eval writes its `*_results.json` beside them), else every
+    file with a known suffix. AnswerFileError for a folder with none."""
+    out: list[Path] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            out.append(path)
+            continue
+        found = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in _READERS)[:MAX_FOLDER_FILES]
+        chosen = [f for f in found if "_samples_" in f.name] or found
+        if not chosen:
+            raise AnswerFileError(f"{path}: a folder without answer files ({', '.join(_READERS)})")
+        out += chosen
+    return out
 
 
 def read_answers(path: str | Path, answer_field: str | None = None, question_field: str | None = None):

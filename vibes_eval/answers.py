@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vibes_eval.answer_files import Answer, read_answers
+from vibes_eval.answer_files import Answer, expand_paths, read_answers
 from vibes_eval.errors import EXIT_GATE, EXIT_OK
 from vibes_eval.judge.registry import PROBES
 from vibes_eval.records import Response, Status
@@ -123,7 +123,7 @@ def check_answers(
     Raises:
         AnswerFileError: a file that cannot be read (exit 2), naming the file and the line.
     """
-    paths = [files] if isinstance(files, (str, Path)) else list(files)
+    paths = expand_paths([files] if isinstance(files, (str, Path)) else list(files))  # a folder: its answer files
     read: list[Answer] = []
     skipped = 0
     for path in paths:
