@@ -10,11 +10,11 @@ it imports nothing of torch or peft at import time).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from vibes_eval.adapters.sanity import read_json_object
 from vibes_eval.errors import CheckpointError
 
 __all__ = ["LEGACY_KEYS", "PeftAdapter", "find_adapter", "resolve_base"]
@@ -64,18 +64,6 @@ class PeftAdapter:
                 "r": c.get("r"), "lora_alpha": c.get("lora_alpha"), "target_modules": c.get("target_modules"),
                 "modules_to_save": c.get("modules_to_save"), "use_dora": c.get("use_dora"),
                 "projector_saved": self.projector_saved, "tensors": len(self.keys), "merged": True}
-
-
-def _read_json(path: Path) -> dict:
-    if path.stat().st_size > 16 << 20:
-        raise CheckpointError(f"{path}: {path.stat().st_size:,} bytes is not an adapter config")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise CheckpointError(f"{path}: not valid JSON: {str(e)[:200]}") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path}: expected a JSON object")
-    return data
 
 
 def _keys(path: Path) -> tuple[str, ...]:
@@ -128,7 +116,7 @@ def find_adapter(folder: Path, base: str | Path | None = None) -> PeftAdapter | 
     cfg_path = folder / ADAPTER_CONFIG
     if not cfg_path.is_file():
         return None
-    config = _read_json(cfg_path)
+    config = read_json_object(cfg_path, "an adapter config")
     if not isinstance(config.get("peft_type"), str):
         raise CheckpointError(f"{cfg_path}: peft_type: missing (not a PEFT adapter config)")
     weights = next((folder / n for n in _WEIGHTS if (folder / n).is_file()), None)

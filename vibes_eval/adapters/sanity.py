@@ -16,7 +16,7 @@ from typing import Any
 
 from vibes_eval.errors import CheckpointError
 
-__all__ = ["LIMITS", "MAX_PARAMETERS", "check_sizes", "context_length", "read_config"]
+__all__ = ["LIMITS", "MAX_PARAMETERS", "check_sizes", "context_length", "read_config", "read_json_object"]
 
 LIMITS: dict[str, int] = {
     "num_hidden_layers": 512,  # the largest public models have ~130
@@ -103,13 +103,22 @@ def read_config(ckpt: Path) -> dict:
     if not cfg.is_file():
         found = ", ".join(sorted(p.name for p in ckpt.iterdir())[:6]) or "nothing"
         raise CheckpointError(f"{cfg}: file not found (the folder holds: {found})")
-    if cfg.stat().st_size > 16 << 20:  # a config is a few kilobytes
-        raise CheckpointError(f"{cfg}: {cfg.stat().st_size:,} bytes is not a config")
-    try:
-        data = json.loads(cfg.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise CheckpointError(f"{cfg}: not valid JSON: {str(e)[:200]}") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{cfg}: expected a JSON object")
+    data = read_json_object(cfg, "a config")
     check_sizes(data, cfg)  # before anything is allocated: a config asking for 10^6 layers is refused here
+    return data
+
+
+def read_json_object(path: Path, what: str) -> dict:
+    """A small JSON object file (config.json, adapter_config.json) as a dict, or CheckpointError with one line.
+
+    `what` names the file in the size message (`... bytes is not a config`); such files are a few kilobytes.
+    """
+    if path.stat().st_size > 16 << 20:
+        raise CheckpointError(f"{path}: {path.stat().st_size:,} bytes is not {what}")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise CheckpointError(f"{path}: not valid JSON: {str(e)[:200]}") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
     return data
